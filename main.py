@@ -15,12 +15,18 @@ whole and in the lesson's order; everything after the "Beyond the lesson"
 banner is extra, so a reader beside the lesson can stop there.
 """
 
+import argparse
+import json
 import math
+import os
 import random
-from bisect import bisect_left
+import sys
+import tempfile
+from bisect import bisect_right
 from functools import reduce
 from itertools import pairwise
 from operator import add, mul
+from time import perf_counter
 
 # safe_relu pins a positive activation here, so an exploded layer stays finite
 # (and readable in the chart) instead of overflowing to inf.
@@ -100,16 +106,17 @@ def safe_relu(value):
     return 0.0 if value <= 0.0 else min(value, RELU_CAP)
 
 
-def mean(values):
-    return exact_sum(values) / len(values)
+def mean_and_std(values):
+    """Mean and population standard deviation; NaN for no values.
 
-
-def std(values):
-    """Population standard deviation (two passes: no cancellation)."""
-    centre = mean(values)
-    return math.sqrt(
-        exact_sum([(value - centre) * (value - centre) for value in values]) / len(values)
-    )
+    Two passes (the mean first, then squared deviations from it) so a large
+    mean cannot cancel away a small spread.
+    """
+    if not values:
+        return math.nan, math.nan
+    centre = exact_sum(values) / len(values)
+    variance = exact_sum([(value - centre) * (value - centre) for value in values]) / len(values)
+    return centre, math.sqrt(variance)
 
 
 # ----------------------------------------------------------------------------
@@ -187,11 +194,9 @@ def forward_with_trace(network, inputs):
     }
 
 
-def backward(network, trace, target_class):
-    """Backprop the cross-entropy loss of one sample through the traced pass.
+def pre_activation_gradients(network, trace, target_class):
+    """dLoss/d(pre-activation) of every layer, hidden and output, for one sample.
 
-    Returns (pre_activation_grads, weight_grads, bias_grads): dLoss/dpre for
-    every layer, hidden and output, and the gradient of every weight and bias.
     The ReLU derivative is 1 for any positive pre-activation and 0 otherwise,
     as the lesson states it, also above RELU_CAP: the cap only keeps forward
     values finite (a straight-through choice). That is what lets the sick
@@ -200,33 +205,49 @@ def backward(network, trace, target_class):
     probabilities = trace["post_activations"][-1]
     # Softmax followed by cross-entropy has the famously simple gradient p - y.
     grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
-    pre_activation_grads = [None] * len(network)
-    weight_grads = [None] * len(network)
-    bias_grads = [None] * len(network)
-    for layer_index in range(len(network) - 1, -1, -1):
-        layer_input = trace["layer_inputs"][layer_index]
-        pre_activation_grads[layer_index] = grad
-        weight_grads[layer_index] = [[g * x for x in layer_input] for g in grad]
-        bias_grads[layer_index] = list(grad)
-        if layer_index > 0:
-            weights, _ = network[layer_index]
-            # W^T grad: each column of W collects the gradient it passed on.
-            upstream = matvec(zip(*weights), grad)
-            below = trace["pre_activations"][layer_index - 1]
-            grad = [u if pre > 0.0 else 0.0 for u, pre in zip(upstream, below)]
+    grads = [grad]
+    for layer_index in range(len(network) - 1, 0, -1):
+        weights, _ = network[layer_index]
+        # W^T grad: each column of W collects the gradient it passed on.
+        upstream = matvec(zip(*weights), grad)
+        below = trace["pre_activations"][layer_index - 1]
+        grad = [u if pre > 0.0 else 0.0 for u, pre in zip(upstream, below)]
+        grads.append(grad)
+    return grads[::-1]
+
+
+def backward(network, trace, target_class):
+    """Backprop the cross-entropy loss of one sample through the traced pass.
+
+    Returns (pre_activation_grads, weight_grads, bias_grads): dLoss/dpre for
+    every layer and the gradient of every weight and bias. A layer computes
+    pre = W x + b, so dLoss/dW is the outer product (dLoss/dpre) x^T and
+    dLoss/db is dLoss/dpre itself.
+    """
+    pre_activation_grads = pre_activation_gradients(network, trace, target_class)
+    weight_grads = [
+        [[g * x for x in layer_input] for g in grad]
+        for grad, layer_input in zip(pre_activation_grads, trace["layer_inputs"])
+    ]
+    bias_grads = [list(grad) for grad in pre_activation_grads]
     return pre_activation_grads, weight_grads, bias_grads
 
 
-def sgd_step(network, weight_grads, bias_grads, learning_rate):
-    """Move every weight and bias against its gradient, in place."""
-    for (weights, biases), layer_weight_grads, layer_bias_grads in zip(
-        network, weight_grads, bias_grads
+def sgd_step(network, trace, pre_activation_grads, learning_rate):
+    """One SGD step, in place, without building the weight gradients.
+
+    Row i of dLoss/dW is grad_i * x (see backward), so row i of W moves by
+    -learning_rate * grad_i * x. A neuron that was off for this sample has
+    grad_i = 0 exactly: its row does not move, and we skip it.
+    """
+    for (weights, biases), grad, layer_input in zip(
+        network, pre_activation_grads, trace["layer_inputs"]
     ):
-        for row_index, grad_row in enumerate(layer_weight_grads):
-            weights[row_index] = [
-                w - learning_rate * g for w, g in zip(weights[row_index], grad_row)
-            ]
-        biases[:] = [b - learning_rate * g for b, g in zip(biases, layer_bias_grads)]
+        for row_index, g in enumerate(grad):
+            if g != 0.0:
+                step = learning_rate * g
+                weights[row_index] = [w - step * x for w, x in zip(weights[row_index], layer_input)]
+        biases[:] = [b - learning_rate * g for b, g in zip(biases, grad)]
 
 
 # ----------------------------------------------------------------------------
@@ -272,31 +293,23 @@ class TrainingMonitor:
         a diverged network are counted in "nonfinite_count" instead.
         """
         report = {key: [] for key in REPORT_KEYS}
-        for layer_index in range(self.num_hidden_layers):
+        for layer_index, width in enumerate(self.layer_widths[1:-1]):
             pre = self.pre_activations_per_layer[layer_index]
             post = self.post_activations_per_layer[layer_index]
             grads = self.grad_pre_per_layer[layer_index]
-            finite_pre, finite_post, finite_grads = (
-                finite_values(values) for values in (pre, post, grads)
-            )
-            nonfinite = (
-                len(pre)
-                + len(post)
-                + len(grads)
-                - len(finite_pre)
-                - len(finite_post)
-                - len(finite_grads)
-            )
-            report["activation_mean"].append(mean_or_nan(finite_post))
-            report["activation_std"].append(std_or_nan(finite_post))
-            report["gradient_std"].append(std_or_nan(finite_grads))
+            finite_pre, finite_post, finite_grads = finite(pre), finite(post), finite(grads)
+            activation_mean, activation_std = mean_and_std(finite_post)
+            report["activation_mean"].append(activation_mean)
+            report["activation_std"].append(activation_std)
+            report["gradient_std"].append(mean_and_std(finite_grads)[1])
             report["gradient_max"].append(max(map(abs, finite_grads), default=math.nan))
-            report["dead_count"].append(
-                sum(1 for peak in self.neuron_max_per_layer[layer_index] if not peak > 0.0)
-            )
-            report["saturation_rate"].append(saturation_rate(finite_pre, len(pre)))
-            report["layer_neuron_count"].append(self.layer_widths[layer_index + 1])
+            peaks = self.neuron_max_per_layer[layer_index]
+            report["dead_count"].append(sum(1 for peak in peaks if not peak > 0.0))
+            report["saturation_rate"].append(saturation_rate(finite_pre))
+            report["layer_neuron_count"].append(width)
             report["histogram"].append(histogram(finite_post))
+            nonfinite = len(pre) + len(post) + len(grads)
+            nonfinite -= len(finite_pre) + len(finite_post) + len(finite_grads)
             report["nonfinite_count"].append(nonfinite)
         report["sample_count"] = self.sample_count
         return report
@@ -315,31 +328,26 @@ REPORT_KEYS = (
 )
 
 
-def finite_values(values):
-    return [value for value in values if math.isfinite(value)]
+def finite(values):
+    return list(filter(math.isfinite, values))
 
 
-def mean_or_nan(values):
-    return mean(values) if values else math.nan
-
-
-def std_or_nan(values):
-    return std(values) if values else math.nan
-
-
-def saturation_rate(finite_pre, total_count):
-    """Share of pre-activations past +-SATURATION_LIMIT (an inf one counts as NaN, not here)."""
-    if not total_count:
+def saturation_rate(values):
+    """Share of values beyond +-SATURATION_LIMIT; NaN if there are none."""
+    if not values:
         return math.nan
-    return sum(1 for value in finite_pre if abs(value) > SATURATION_LIMIT) / total_count
+    return len([value for value in values if abs(value) > SATURATION_LIMIT]) / len(values)
 
 
 def histogram(values):
-    """Count values per HISTOGRAM_EDGES bucket: = 0, <= 0.01, <= 0.1, ..., > 1e5."""
-    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-    for value in values:
-        counts[bisect_left(HISTOGRAM_EDGES, value)] += 1
-    return counts
+    """Count values per bucket: = 0, <= 0.01, <= 0.1, ..., <= 1e5, > 1e5.
+
+    Sorted once, the count at or below each edge is one bisection.
+    """
+    ordered = sorted(values)
+    at_or_below = [bisect_right(ordered, edge) for edge in HISTOGRAM_EDGES]
+    at_or_below.append(len(ordered))
+    return [high - low for low, high in zip([0, *at_or_below], at_or_below)]
 
 
 def flag_issues(report):
@@ -382,6 +390,11 @@ def format_activation(value):
     return f"{value:.3f}" if abs(value) < 1000.0 else f"{value:.1f}"
 
 
+def format_loss(value):
+    # Four decimals for a loss that means something; scientific for an exploded one.
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3e}"
+
+
 def health_table(report):
     """The lesson's per-layer table, one row per hidden layer."""
     lines = [
@@ -421,18 +434,27 @@ def histogram_chart(report, bar_width=10):
     return lines
 
 
-def print_health_chart(label, report, show_histogram=False):
-    print(f"=== {label} | epoch {report['epoch']} | per-layer health ===")
-    print(f"loss: {report['loss']:.4f}")
-    print("\n".join(health_table(report)))
+def chart_lines(label, report, show_histogram=False):
+    lines = [
+        f"=== {label} | epoch {report['epoch']} | per-layer health ===",
+        f"loss: {format_loss(report['loss'])}",
+    ]
+    lines += health_table(report)
     if show_histogram:
-        print("\n".join(histogram_chart(report)))
-    warnings = flag_issues(report)
-    if warnings:
-        print("WARNINGS:")
-        print("\n".join(f"- {warning}" for warning in warnings))
-    else:
-        print("no warnings: every layer is healthy.")
+        lines += histogram_chart(report)
+    return lines
+
+
+def warning_lines(warnings):
+    if not warnings:
+        return ["no warnings: every layer is healthy."]
+    return ["WARNINGS:"] + [f"- {warning}" for warning in warnings]
+
+
+def print_health_chart(label, report, show_histogram=False):
+    print(
+        "\n".join(chart_lines(label, report, show_histogram) + warning_lines(flag_issues(report)))
+    )
     print()
 
 
@@ -468,9 +490,9 @@ def training_run(
             inputs, target_class = samples[sample_index]
             trace = forward_with_trace(network, inputs)
             losses.append(cross_entropy(trace["pre_activations"][-1], target_class))
-            pre_activation_grads, weight_grads, bias_grads = backward(network, trace, target_class)
+            pre_activation_grads = pre_activation_gradients(network, trace, target_class)
             monitor.record(trace, pre_activation_grads)
-            sgd_step(network, weight_grads, bias_grads, learning_rate)
+            sgd_step(network, trace, pre_activation_grads, learning_rate)
         report = monitor.report()
         report["epoch"] = epoch
         report["loss"] = exact_sum(losses) / len(losses)
@@ -527,5 +549,643 @@ def main():
     )
 
 
+# ============================================================================
+# Beyond the lesson: a patient for every disease, the chart over time, a
+# seventh reading, an early-warning verdict, export, and a command line.
+# Everything above is the lesson; a reader beside the lesson can stop here.
+# ============================================================================
+
+LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
+
+# Every patient shares the lesson's data (seed 7) and network seed (11); only
+# the dosing differs. Each disease patient trips its own warning (tests say so).
+PATIENTS = {
+    "healthy": dict(
+        label="HEALTHY (kaiming init, lr=0.05)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="kaiming",
+        weight_scale_override=None,
+        learning_rate=0.05,
+        epochs=30,
+        disease="no disease: the lesson's healthy patient",
+    ),
+    "sick": dict(
+        label="SICK (oversized init, lr=0.8)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="bad",
+        weight_scale_override=1.0,
+        learning_rate=0.8,
+        epochs=30,
+        disease="the lesson's sick patient: saturation, dead layers, vanishing, collapse",
+    ),
+    "exploding": dict(
+        label="EXPLODING (much too high lr=0.5)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="kaiming",
+        weight_scale_override=None,
+        learning_rate=0.5,
+        epochs=30,
+        disease="exploding gradients: a learning rate 10x the healthy one",
+    ),
+    "vanishing": dict(
+        label="VANISHING (deep narrow stack, xavier init)",
+        layer_widths=[8] + [8] * 16 + [4],
+        init_mode="xavier",
+        weight_scale_override=None,
+        learning_rate=0.05,
+        epochs=30,
+        disease="vanishing gradients: Xavier halves a ReLU signal's variance at each of 16 layers",
+    ),
+    "dead": dict(
+        label="DEAD (too high lr=0.2)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="kaiming",
+        weight_scale_override=None,
+        learning_rate=0.2,
+        epochs=30,
+        disease="dying ReLUs: a learning rate 4x the healthy one knocks live neurons negative",
+    ),
+    "saturated": dict(
+        label="SATURATED (too large init std=0.8, lr=0.005)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="bad",
+        weight_scale_override=0.8,
+        learning_rate=0.005,
+        epochs=30,
+        disease="saturation: init std over twice Kaiming's pushes pre-activations past +-6",
+    ),
+    "collapsed": dict(
+        label="COLLAPSED (too small init std=0.01)",
+        layer_widths=LESSON_WIDTHS,
+        init_mode="bad",
+        weight_scale_override=0.01,
+        learning_rate=0.05,
+        epochs=30,
+        disease="signal collapse: tiny weights shrink the signal ~100x per layer",
+    ),
+}
+
+# The seventh reading. Karpathy's rule of thumb (CS231n, "A Recipe for
+# Training Neural Networks"): a step should change the weights by about 1e-3
+# of their size. Two decades either side is far off.
+UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
+UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
+
+SPARK_LEVELS = {"unicode": "▁▂▃▄▅▆▇█", "ascii": ".:-=+*#@"}
+SHADE_LEVELS = {"unicode": " ░▒▓█", "ascii": " .:*#"}
+ZERO_MARK, NONFINITE_MARK = "_", "!"
+
+
+class ExamMonitor(TrainingMonitor):
+    """The lesson's monitor plus the seventh reading's numerator and a stopwatch.
+
+    For each hidden layer it accumulates the std of the SGD update of the
+    weights feeding that layer, at every step; update_ratio() divides their
+    epoch mean by the std of those weights. `seconds` is the time spent in the
+    monitor, so training time can be told apart from examination time.
+    """
+
+    def __init__(self, layer_widths, learning_rate):
+        self.learning_rate = learning_rate
+        self.seconds = 0.0
+        super().__init__(layer_widths)
+
+    def reset(self):
+        super().reset()
+        self.update_std_sum_per_layer = [0.0] * self.num_hidden_layers
+
+    def record(self, trace, pre_activation_grads):
+        start = perf_counter()
+        super().record(trace, pre_activation_grads)
+        for layer_index in range(self.num_hidden_layers):
+            gradient_std = outer_product_std(
+                pre_activation_grads[layer_index], trace["layer_inputs"][layer_index]
+            )
+            self.update_std_sum_per_layer[layer_index] += self.learning_rate * gradient_std
+        self.seconds += perf_counter() - start
+
+    def report(self):
+        start = perf_counter()
+        report = super().report()
+        self.seconds += perf_counter() - start
+        return report
+
+    def update_ratio(self, network):
+        """Per hidden layer: the epoch's mean of std(lr * dW) over its SGD steps,
+        divided by std(W) at the end of the epoch (W: the weights feeding it)."""
+        start = perf_counter()
+        ratios = []
+        for layer_index, update_std_sum in enumerate(self.update_std_sum_per_layer):
+            weight_std = mean_and_std(finite([w for row in network[layer_index][0] for w in row]))[
+                1
+            ]
+            mean_update_std = update_std_sum / max(self.sample_count, 1)
+            ratios.append(mean_update_std / weight_std if weight_std > 0.0 else math.nan)
+        self.seconds += perf_counter() - start
+        return ratios
+
+
+def outer_product_std(column, row):
+    """std of the matrix column * row^T, in O(n) instead of O(n^2).
+
+    Entry (i, j) is c_i r_j, so its mean is mean(c) mean(r) and its mean
+    square is mean(c^2) mean(r^2). A weight gradient is exactly such an outer
+    product: dLoss/dpre times the layer's input.
+    """
+    try:
+        mean_c = math.fsum(column) / len(column)
+        mean_r = math.fsum(row) / len(row)
+        mean_c2 = math.fsum(map(mul, column, column)) / len(column)
+        mean_r2 = math.fsum(map(mul, row, row)) / len(row)
+    except (OverflowError, ValueError):  # a diverged step: nonfinite_count reports it
+        return math.nan
+    variance = mean_c2 * mean_r2 - (mean_c * mean_r) * (mean_c * mean_r)
+    # Rounding can leave a zero variance a hair below 0; NaN passes through max().
+    return math.sqrt(max(variance, 0.0))
+
+
+def flag_update_ratio(report):
+    warnings = []
+    for layer_index, ratio in enumerate(report.get("update_ratio", [])):
+        if ratio > UPDATE_RATIO_HIGH:
+            warnings.append(f"Layer {layer_index + 1}: update/weight ratio {ratio:.2e} (too large)")
+        elif ratio < UPDATE_RATIO_LOW:
+            warnings.append(f"Layer {layer_index + 1}: update/weight ratio {ratio:.2e} (too small)")
+    return warnings
+
+
+def all_warnings(report):
+    """flag_issues' warnings and the seventh reading's, ordered by layer."""
+    return sorted(flag_issues(report) + flag_update_ratio(report), key=warning_layer)
+
+
+def warning_layer(warning):
+    return int(warning.split(":")[0].split()[1])
+
+
+def update_ratio_lines(report):
+    ratios = "  ".join(
+        f"{index + 1}: {ratio:.1e}" for index, ratio in enumerate(report["update_ratio"])
+    )
+    return [f"update/weight ratio per layer (healthy ~1e-3): {ratios}"]
+
+
+# ----------------------------------------------------------------------------
+# The chart over time: trend lines and a histogram heatmap, one column per epoch
+
+
+def sparkline(values, low, high, log_scale, charset):
+    """One character per value, from the lowest level (at low) to the highest (at high).
+
+    An exact zero prints ZERO_MARK (a log scale has no place for it); NaN or
+    inf prints NONFINITE_MARK.
+    """
+    levels = SPARK_LEVELS[charset]
+    marks = []
+    for value in values:
+        if not math.isfinite(value):
+            marks.append(NONFINITE_MARK)
+        elif log_scale and value <= 0.0:
+            marks.append(ZERO_MARK)
+        else:
+            position = scale_position(value, low, high, log_scale)
+            marks.append(levels[min(int(position * len(levels)), len(levels) - 1)])
+    return "".join(marks)
+
+
+def scale_position(value, low, high, log_scale):
+    """Where value sits between low and high, from 0 to 1."""
+    if log_scale:
+        value, low, high = math.log10(value), math.log10(low), math.log10(high)
+    return 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
+
+
+TRENDS = (
+    # report key, title, log scale, per-neuron share (dead count / width)
+    ("activation_std", "activation std", True, False),
+    ("gradient_std", "gradient std", True, False),
+    ("dead_count", "dead share", False, True),
+    ("saturation_rate", "saturation share", False, False),
+    ("update_ratio", "update/weight ratio", True, False),
+)
+
+
+def trend_lines(reports, charset):
+    """Each reading of each layer across the epochs, one character per epoch.
+
+    Log-scaled readings share one scale across the layers, from the smallest
+    to the largest positive value of the run; shares run from 0 to 1.
+    """
+    lines = [
+        f"trends over {len(reports)} epochs (one column per epoch; "
+        f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
+    ]
+    layer_count = len(reports[0]["activation_std"])
+    for key, title, log_scale, per_neuron in TRENDS:
+        rows = [[report[key][layer] for report in reports] for layer in range(layer_count)]
+        if per_neuron:
+            widths = reports[0]["layer_neuron_count"]
+            rows = [[count / width for count in row] for row, width in zip(rows, widths)]
+        if log_scale:
+            positive = [v for row in rows for v in row if math.isfinite(v) and v > 0.0]
+            low, high = (min(positive), max(positive)) if positive else (1.0, 1.0)
+            lines.append(f"  {title} (log scale, {low:.1e} .. {high:.1e})")
+        else:
+            low, high = 0.0, 1.0
+            lines.append(f"  {title} (0 .. 1)")
+        for layer, row in enumerate(rows):
+            lines.append(
+                f"    layer {layer + 1:>2} {sparkline(row, low, high, log_scale, charset)}"
+            )
+    return lines
+
+
+def histogram_heatmap(reports, charset):
+    """The activation histogram over time, like fastai's 'colorful dimension'
+    plot: per layer one row per bucket (largest values on top), one column per
+    epoch, darker = larger share. Buckets never used in the run are left out."""
+    shades = SHADE_LEVELS[charset]
+    layer_count = len(reports[0]["histogram"])
+    used = [
+        any(r["histogram"][layer][bucket] for r in reports for layer in range(layer_count))
+        for bucket in range(len(HISTOGRAM_LABELS))
+    ]
+    label_width = max(map(len, HISTOGRAM_LABELS))
+    lines = [f"activation histogram over time (darker = larger share: '{shades[1:]}'):"]
+    for layer in range(layer_count):
+        lines.append(f"  layer {layer + 1}")
+        for bucket in reversed(range(len(HISTOGRAM_LABELS))):
+            if not used[bucket]:
+                continue
+            cells = []
+            for report in reports:
+                counts = report["histogram"][layer]
+                share = counts[bucket] / max(sum(counts), 1)
+                # Any share above zero gets at least the lightest shade.
+                cells.append(shades[math.ceil(share * (len(shades) - 1))])
+            lines.append(f"    {HISTOGRAM_LABELS[bucket]:>{label_width}} |{''.join(cells)}|")
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# The verdict: when did the chart first see the disease?
+
+
+def verdict(reports):
+    """One line: the first epoch with a warning, its lowest sick layer and the
+    loss then (beside the loss at epoch 1: had the loss curve noticed?); or
+    that the run diverged; or that no warning was raised."""
+    first_loss = format_loss(reports[0]["loss"])
+    for report in reports:
+        epoch, loss = report["epoch"], format_loss(report["loss"])
+        nonfinite = sum(report["nonfinite_count"])
+        if nonfinite:
+            return (
+                f"verdict: training diverged at epoch {epoch}: {nonfinite} non-finite values "
+                f"(NaN/inf) in the hidden layers; loss then {loss}."
+            )
+        warnings = all_warnings(report)
+        if warnings:
+            since = f" (epoch 1: {first_loss})" if epoch > 1 else ""
+            others = len(warnings) - 1
+            more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
+            return (
+                f"verdict: first warning at epoch {epoch}, loss then {loss}{since}: "
+                f"{warnings[0]}{more}; layer {warning_layer(warnings[0])} is the lowest "
+                "sick layer, the likely origin."
+            )
+    last = reports[-1]
+    return f"verdict: no warning in {last['epoch']} epochs; final loss {format_loss(last['loss'])}."
+
+
+# ----------------------------------------------------------------------------
+# One full examination
+
+
+def examine(patient, samples, report_every, halt_on_warning=False, charset="unicode", timing=False):
+    """Train one patient under the ExamMonitor: charts every report_every
+    epochs, then trends, heatmap and the verdict. Returns the reports."""
+    label, widths = patient["label"], patient["layer_widths"]
+    monitor = ExamMonitor(widths, patient["learning_rate"])
+    run = training_run(
+        widths,
+        patient["init_mode"],
+        patient["weight_scale_override"],
+        patient["learning_rate"],
+        patient["epochs"],
+        samples,
+        patient["network_seed"],
+        monitor=monitor,
+    )
+    reports = []
+    busy = 0.0
+    tick = perf_counter()
+    for network, report in run:
+        report["update_ratio"] = monitor.update_ratio(network)
+        busy += perf_counter() - tick
+        reports.append(report)
+        halting = halt_on_warning and bool(all_warnings(report))
+        last = halting or report["epoch"] == patient["epochs"]
+        if report["epoch"] % report_every == 0 or last:
+            lines = chart_lines(label, report, show_histogram=last)
+            lines += update_ratio_lines(report) + warning_lines(all_warnings(report))
+            print("\n".join(lines) + "\n")
+        if halting:
+            print(f"halted at epoch {report['epoch']}: the first warning stops the visit.\n")
+            break
+        tick = perf_counter()
+    print("\n".join(trend_lines(reports, charset)))
+    print("\n".join(histogram_heatmap(reports, charset)))
+    print(verdict(reports))
+    if timing:
+        training = busy - monitor.seconds
+        print(
+            f"timing: training {training:.2f}s, monitor {monitor.seconds:.2f}s "
+            f"({100.0 * monitor.seconds / training:.0f}% of training)"
+        )
+    print()
+    return reports
+
+
+def json_records(patient, reports):
+    """One JSON-ready dict per epoch: the run's label and dosing, then the report.
+    NaN and inf have no JSON spelling, so they are written as null."""
+    dosing = {key: patient[key] for key in RUN_KEYS}
+    return [
+        {**dosing, **{key: json_safe(value) for key, value in report.items()}} for report in reports
+    ]
+
+
+RUN_KEYS = (
+    "patient",
+    "label",
+    "init_mode",
+    "weight_scale_override",
+    "learning_rate",
+    "layer_widths",
+    "epochs",
+    "data_seed",
+    "network_seed",
+)
+
+
+def json_safe(value):
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_lines(path, records):
+    """Write all records or nothing: a temporary file in the same folder,
+    renamed over the path only once it is complete."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".health-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            for record in records:
+                file.write(json.dumps(record, allow_nan=False) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# The command line
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument gets one line on stderr (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def whole_number_above_zero(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number above 0")
+    return value
+
+
+def number_above_zero(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0.0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a finite number above 0")
+    return value
+
+
+def seed(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number") from None
+
+
+def layer_widths(text):
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or min(widths) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: give two or more whole numbers above 0, "
+            "comma-separated, like 8,16,16,4"
+        )
+    return widths
+
+
+def build_parser():
+    parser = OneLineParser(
+        prog="main.py",
+        description="Train patients and print their per-layer health charts. With no arguments, "
+        "the lesson's two patients; with any, the full examination (trends, heatmap, verdict).",
+    )
+    parser.add_argument(
+        "--patient",
+        action="append",
+        choices=list(PATIENTS),
+        metavar="NAME",
+        help="run this named patient (repeatable); see --list-patients",
+    )
+    parser.add_argument(
+        "--list-patients",
+        action="store_true",
+        help="list the patients, their dosing and their disease, then stop",
+    )
+    dosing = parser.add_argument_group(
+        "your own experiment",
+        "these set a custom patient's dosing (starting from healthy), "
+        "or override the dosing of every --patient",
+    )
+    dosing.add_argument(
+        "--init", choices=["kaiming", "xavier", "bad"], help="weight init; 'bad' needs --scale"
+    )
+    dosing.add_argument(
+        "--scale", type=number_above_zero, help="weight std, overriding the init mode's"
+    )
+    dosing.add_argument("--lr", type=number_above_zero, help="learning rate")
+    dosing.add_argument("--epochs", type=whole_number_above_zero, help="epochs to train")
+    dosing.add_argument(
+        "--widths",
+        type=layer_widths,
+        metavar="8,16,...,4",
+        help="layer widths; the data follows them: the first is the feature "
+        "count, the last the class count",
+    )
+    dosing.add_argument(
+        "--samples",
+        type=whole_number_above_zero,
+        default=80,
+        help="training samples, at least one per class (default 80)",
+    )
+    dosing.add_argument("--data-seed", type=seed, default=7, help="data seed (default 7)")
+    dosing.add_argument(
+        "--network-seed",
+        type=seed,
+        default=11,
+        help="seed of the initial weights and the sample order (default 11)",
+    )
+    view = parser.add_argument_group("what to show")
+    view.add_argument(
+        "--report-every",
+        type=whole_number_above_zero,
+        default=10,
+        help="print the chart every N epochs, and at the last (default 10)",
+    )
+    view.add_argument(
+        "--halt-on-warning",
+        action="store_true",
+        help="stop training at the first warning and print that epoch's chart",
+    )
+    view.add_argument(
+        "--ascii",
+        action="store_true",
+        help="plain characters for trends and heatmap (automatic when the "
+        "terminal cannot print Unicode)",
+    )
+    view.add_argument(
+        "--json", metavar="PATH", help="also write every epoch's report as JSON Lines to PATH"
+    )
+    view.add_argument(
+        "--timing",
+        action="store_true",
+        help="after each run, print the seconds spent training and monitoring",
+    )
+    return parser
+
+
+def describe_dosing(patient):
+    init = patient["init_mode"]
+    if patient["weight_scale_override"] is not None:
+        init += f" init, std={patient['weight_scale_override']:g}"
+    else:
+        init += " init"
+    widths = "-".join(map(str, patient["layer_widths"]))
+    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {patient['epochs']} epochs"
+
+
+def patient_runs(args, parser):
+    """The runs the arguments ask for, each a patient dict with its seeds, or a
+    parser error for a combination no single argument can judge."""
+    overrides = {
+        key: value
+        for key, value in (
+            ("init_mode", args.init),
+            ("weight_scale_override", args.scale),
+            ("learning_rate", args.lr),
+            ("epochs", args.epochs),
+            ("layer_widths", args.widths),
+        )
+        if value is not None
+    }
+    names = args.patient or (["custom"] if overrides else ["healthy", "sick"])
+    runs = []
+    for name in names:
+        run = dict(PATIENTS.get(name, PATIENTS["healthy"]), patient=name, **overrides)
+        run.update(
+            data_seed=args.data_seed, network_seed=args.network_seed, sample_count=args.samples
+        )
+        if overrides or name == "custom":
+            run["label"] = f"{name.upper()} ({describe_dosing(run)})"
+        if run["init_mode"] == "bad" and run["weight_scale_override"] is None:
+            parser.error("argument --init: 'bad' has no std of its own: give --scale too")
+        if run["sample_count"] < run["layer_widths"][-1]:
+            parser.error(
+                f"argument --samples: {run['sample_count']} is fewer than the "
+                f"{run['layer_widths'][-1]} classes (the last width): give at least one "
+                "sample per class"
+            )
+        runs.append(run)
+    return runs
+
+
+def check_json_path(path, parser):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"argument --json: {path!r}: the folder {folder!r} does not exist")
+    if os.path.isdir(path) or not os.access(folder, os.W_OK):
+        parser.error(
+            f"argument --json: {path!r} cannot be written: give a file path in a writable folder"
+        )
+
+
+def stdout_charset(ascii_requested):
+    if ascii_requested:
+        return "ascii"
+    try:
+        (SPARK_LEVELS["unicode"] + SHADE_LEVELS["unicode"]).encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "ascii"
+    return "unicode"
+
+
+def command_line(argv):
+    """Run what argv asks for and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_patients:
+        for name, patient in PATIENTS.items():
+            print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
+        return 0
+    runs = patient_runs(args, parser)
+    if args.json:
+        check_json_path(args.json, parser)
+    try:
+        if not argv:
+            main()
+            return 0
+        records = []
+        for run in runs:
+            widths = run["layer_widths"]
+            samples = make_training_data(
+                run["sample_count"], widths[0], widths[-1], run["data_seed"]
+            )
+            reports = examine(
+                run,
+                samples,
+                args.report_every,
+                args.halt_on_warning,
+                stdout_charset(args.ascii),
+                args.timing,
+            )
+            records += json_records(run, reports)
+        if args.json:
+            write_json_lines(args.json, records)
+            print(f"wrote {len(records)} reports to {args.json}")
+    except KeyboardInterrupt:
+        print("interrupted: stopped cleanly; no JSON file was written.", file=sys.stderr)
+        return 130
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command_line(sys.argv[1:]))

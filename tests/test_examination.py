@@ -1,0 +1,210 @@
+"""Tests of the part beyond the lesson: patients, trends, verdict, export, CLI."""
+
+import json
+import math
+
+import pytest
+
+import main
+
+
+def examine(name, capsys, **options):
+    patient = dict(main.PATIENTS[name], patient=name, network_seed=11)
+    widths = patient["layer_widths"]
+    samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
+    reports = main.examine(patient, samples, report_every=10, **options)
+    return reports, capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def patient_reports():
+    """Every patient's reports, with its default dosing and seeds (7 and 11)."""
+    reports = {}
+    for name, patient in main.PATIENTS.items():
+        widths = patient["layer_widths"]
+        samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
+        monitor = main.ExamMonitor(widths, patient["learning_rate"])
+        run = main.training_run(
+            widths,
+            patient["init_mode"],
+            patient["weight_scale_override"],
+            patient["learning_rate"],
+            patient["epochs"],
+            samples,
+            11,
+            monitor=monitor,
+        )
+        reports[name] = []
+        for network, report in run:
+            report["update_ratio"] = monitor.update_ratio(network)
+            reports[name].append(report)
+    return reports
+
+
+def layer_rows(report):
+    """(layer number, that layer's readings) for every hidden layer."""
+    keys = [key for key, value in report.items() if isinstance(value, list)]
+    count = len(report["activation_std"])
+    return [(index + 1, {key: report[key][index] for key in keys}) for index in range(count)]
+
+
+def test_the_healthy_patient_trips_no_warning_at_any_epoch(patient_reports):
+    assert all(main.all_warnings(report) == [] for report in patient_reports["healthy"])
+
+
+def test_the_exploding_patient_has_exploding_gradients(patient_reports):
+    reports = patient_reports["exploding"]
+    assert any(
+        row["gradient_std"] > main.EXPLODING_GRAD_STD
+        for report in reports
+        for _, row in layer_rows(report)
+    )
+    assert any("(exploding)" in w for report in reports for w in main.flag_issues(report))
+
+
+def test_the_vanishing_patient_loses_its_lower_gradients_while_the_loss_is_high(
+    patient_reports,
+):
+    report = next(
+        r for r in patient_reports["vanishing"] if r["gradient_std"][0] < main.VANISHING_GRAD_STD
+    )
+    assert report["loss"] > 1.0  # chance level for 4 classes is ln 4 = 1.39
+    assert report["gradient_std"][-1] > 100 * report["gradient_std"][0]  # upper layers still learn
+    assert min(report["activation_std"]) > main.COLLAPSED_ACT_STD  # not a collapsed signal
+    assert "Layer 1: gradient std" in main.flag_issues(report)[0]
+
+
+def test_the_dead_patient_kills_neurons_that_were_alive_at_the_start(patient_reports):
+    reports = patient_reports["dead"]
+    for number, row in layer_rows(reports[0]):
+        assert row["dead_count"] == 0, f"layer {number} was dead at epoch 1"
+    assert any(
+        100 * row["dead_count"] / row["layer_neuron_count"] > main.DEAD_PERCENT_LIMIT
+        for report in reports
+        for _, row in layer_rows(report)
+    )
+    assert any("dead neurons" in w for report in reports for w in main.flag_issues(report))
+
+
+def test_the_saturated_patient_saturates_layers_that_are_alive(patient_reports):
+    saturated_alive = [
+        (report["epoch"], number)
+        for report in patient_reports["saturated"]
+        for number, row in layer_rows(report)
+        if 100 * row["saturation_rate"] > main.SATURATED_PERCENT_LIMIT
+        and 100 * row["dead_count"] / row["layer_neuron_count"] <= main.DEAD_PERCENT_LIMIT
+    ]
+    assert saturated_alive
+
+
+def test_the_collapsed_patient_collapses_its_signal(patient_reports):
+    report = patient_reports["collapsed"][0]
+    assert min(report["activation_std"]) < main.COLLAPSED_ACT_STD
+    assert any("(signal collapse)" in w for w in main.flag_issues(report))
+
+
+def test_outer_product_std_matches_a_hand_computation():
+    # [1, 2] x [3, 5] = entries 3, 5, 6, 10: mean 6, squared deviations 9 + 1 + 0 + 16
+    assert main.outer_product_std([1.0, 2.0], [3.0, 5.0]) == pytest.approx(math.sqrt(26 / 4))
+
+
+def test_update_ratio_matches_a_hand_computation_on_a_tiny_network():
+    network = main.init_network([2, 3, 2], "kaiming", None, seed=4)
+    samples = [([1.0, -0.5], 0), ([0.3, 0.8], 1)]
+    learning_rate = 0.1
+    monitor = main.ExamMonitor([2, 3, 2], learning_rate)
+    update_stds = []
+    for inputs, target_class in samples:
+        trace = main.forward_with_trace(network, inputs)
+        pre_grads, weight_grads, _ = main.backward(network, trace, target_class)
+        update = [learning_rate * g for row in weight_grads[0] for g in row]  # all 6 entries
+        update_stds.append(main.mean_and_std(update)[1])
+        monitor.record(trace, pre_grads)
+        main.sgd_step(network, trace, pre_grads, learning_rate)
+    weight_std = main.mean_and_std([w for row in network[0][0] for w in row])[1]
+    expected = (update_stds[0] + update_stds[1]) / 2 / weight_std
+    assert monitor.update_ratio(network) == [pytest.approx(expected, rel=1e-12)]
+
+
+def test_sgd_step_moves_every_weight_by_its_gradient():
+    network = main.init_network([3, 4, 2], "kaiming", None, seed=2)
+    before = [([list(row) for row in w], list(b)) for w, b in network]
+    trace = main.forward_with_trace(network, [0.5, -1.0, 2.0])
+    pre_grads, weight_grads, bias_grads = main.backward(network, trace, 1)
+    main.sgd_step(network, trace, pre_grads, 0.1)
+    for (w, b), (w0, b0), dw, db in zip(network, before, weight_grads, bias_grads):
+        for row, row0, grad_row in zip(w, w0, dw):
+            assert row == pytest.approx([x - 0.1 * g for x, g in zip(row0, grad_row)], rel=1e-15)
+        assert b == pytest.approx([x - 0.1 * g for x, g in zip(b0, db)], rel=1e-15)
+
+
+def test_trends_and_heatmap_have_one_column_per_epoch(capsys):
+    reports, _ = examine("dead", capsys)
+    for charset in ("unicode", "ascii"):
+        trend_rows = [line for line in main.trend_lines(reports, charset) if "layer" in line]
+        assert len(trend_rows) == 5 * 4  # five readings, four layers
+        assert all(len(line.split()[-1]) == len(reports) for line in trend_rows)
+        heat_rows = [line for line in main.histogram_heatmap(reports, charset) if "|" in line]
+        assert heat_rows
+        assert all(len(line.split("|")[1]) == len(reports) for line in heat_rows)
+    ascii_lines = main.trend_lines(reports, "ascii") + main.histogram_heatmap(reports, "ascii")
+    assert all(line.isascii() for line in ascii_lines)
+
+
+def test_sparkline_marks_zero_and_nonfinite_values():
+    assert main.sparkline([1e-3, 1.0, 0.0, math.nan], 1e-3, 1.0, True, "ascii") == ".@_!"
+    assert main.sparkline([0.0, 0.5, 1.0], 0.0, 1.0, False, "ascii") == ".+@"
+
+
+def test_verdict_names_the_first_warning_epoch_and_lowest_sick_layer(capsys):
+    _, out = examine("dead", capsys)
+    assert (
+        "verdict: first warning at epoch 3, loss then 1.4892 (epoch 1: 1.6300): "
+        "Layer 3: 56% dead neurons (9/16)"
+    ) in out
+    assert "layer 3 is the lowest sick layer" in out
+
+
+def test_halt_on_warning_stops_at_the_first_warning_epoch(capsys):
+    reports, out = examine("dead", capsys, halt_on_warning=True)
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert "=== DEAD (too high lr=0.2) | epoch 3 | per-layer health ===" in out
+    assert "halted at epoch 3" in out
+
+
+def test_json_lines_hold_one_complete_object_per_epoch(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    status = main.command_line(["--patient", "healthy", "--epochs", "3", "--json", str(path)])
+    assert status == 0
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [1, 2, 3]
+    for record in records:
+        for key in (*main.REPORT_KEYS, *main.RUN_KEYS, "update_ratio", "loss", "sample_count"):
+            assert key in record
+        assert len(record["activation_std"]) == 4
+    assert not list(tmp_path.glob(".health-*"))  # no temporary file left behind
+
+
+def test_dosing_flags_override_a_named_patient(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    argv = ["--patient", "healthy", "--lr", "0.2", "--epochs", "2", "--json", str(path)]
+    assert main.command_line(argv) == 0
+    record = json.loads(path.read_text().splitlines()[0])
+    assert record["learning_rate"] == 0.2
+    assert record["init_mode"] == "kaiming"
+    assert record["patient"] == "healthy"
+    assert "lr=0.2" in record["label"]
+
+
+def test_dosing_flags_alone_make_a_custom_patient(capsys):
+    status = main.command_line(["--init", "xavier", "--widths", "8,12,4", "--epochs", "2"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "=== CUSTOM (xavier init, lr=0.05, widths 8-12-4, 2 epochs) | epoch 2" in out
+
+
+def test_list_patients_lists_all_seven(capsys):
+    assert main.command_line(["--list-patients"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(main.PATIENTS)
+    assert len(lines) == 7
