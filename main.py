@@ -109,14 +109,15 @@ def safe_relu(value):
 def mean_and_std(values):
     """Mean and population standard deviation; NaN for no values.
 
-    Two passes (the mean first, then squared deviations from it) so a large
-    mean cannot cancel away a small spread.
+    Two passes, so a large mean cannot cancel away a small spread: the mean,
+    then the root of the summed squared deviations from it. math.dist computes
+    that root in C, scaling as it goes so squares of huge values cannot
+    overflow (and gives the same bits on every Python from 3.10 to 3.13).
     """
     if not values:
         return math.nan, math.nan
     centre = exact_sum(values) / len(values)
-    variance = exact_sum([(value - centre) * (value - centre) for value in values]) / len(values)
-    return centre, math.sqrt(variance)
+    return centre, math.dist(values, [centre] * len(values)) / math.sqrt(len(values))
 
 
 # ----------------------------------------------------------------------------
@@ -267,9 +268,6 @@ class TrainingMonitor:
         self.pre_activations_per_layer = [[] for _ in hidden]
         self.post_activations_per_layer = [[] for _ in hidden]
         self.grad_pre_per_layer = [[] for _ in hidden]
-        # A ReLU output is never below 0, so a maximum still at 0.0 at the end
-        # of the epoch means the neuron never fired.
-        self.neuron_max_per_layer = [[0.0] * width for width in self.layer_widths[1:-1]]
         self.sample_count = 0
 
     def record(self, trace, pre_activation_grads):
@@ -280,10 +278,8 @@ class TrainingMonitor:
             self.pre_activations_per_layer[layer_index].extend(pre)
             self.post_activations_per_layer[layer_index].extend(post)
             self.grad_pre_per_layer[layer_index].extend(grad_pre)
-            # The lesson's per-neuron "if value > max" loop, as one map().
-            self.neuron_max_per_layer[layer_index] = list(
-                map(max, self.neuron_max_per_layer[layer_index], post)
-            )
+        # The lesson also updates each neuron's running maximum here, at every
+        # sample; report() takes the same maximum once per epoch instead.
         self.sample_count += 1
 
     def report(self):
@@ -303,8 +299,7 @@ class TrainingMonitor:
             report["activation_std"].append(activation_std)
             report["gradient_std"].append(mean_and_std(finite_grads)[1])
             report["gradient_max"].append(max(map(abs, finite_grads), default=math.nan))
-            peaks = self.neuron_max_per_layer[layer_index]
-            report["dead_count"].append(sum(1 for peak in peaks if not peak > 0.0))
+            report["dead_count"].append(dead_count(post, width))
             report["saturation_rate"].append(saturation_rate(finite_pre))
             report["layer_neuron_count"].append(width)
             report["histogram"].append(histogram(finite_post))
@@ -326,6 +321,15 @@ REPORT_KEYS = (
     "histogram",
     "nonfinite_count",
 )
+
+
+def dead_count(post, width):
+    """Neurons whose maximum output over the epoch stayed 0: they never fired.
+
+    post holds the layer's outputs sample after sample, so neuron j's outputs
+    are post[j::width]; a ReLU output is never below 0.
+    """
+    return sum(1 for neuron in range(width) if not max(post[neuron::width], default=0.0) > 0.0)
 
 
 def finite(values):
@@ -385,14 +389,19 @@ def flag_issues(report):
 # The chart
 
 
+def readable(value, spec):
+    # A layer with no finite values to reduce has NaN statistics: say so plainly.
+    return "n/a" if math.isnan(value) else format(value, spec)
+
+
 def format_activation(value):
     # Three decimals for a healthy layer; one for an exploded one in the 1e5s.
-    return f"{value:.3f}" if abs(value) < 1000.0 else f"{value:.1f}"
+    return readable(value, ".3f" if abs(value) < 1000.0 else ".1f")
 
 
 def format_loss(value):
     # Four decimals for a loss that means something; scientific for an exploded one.
-    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3e}"
+    return readable(value, ".4f" if abs(value) < 1e4 else ".3e")
 
 
 def health_table(report):
@@ -403,11 +412,13 @@ def health_table(report):
     ]
     for index in range(len(report["activation_mean"])):
         dead = f"{report['dead_count'][index]}/{report['layer_neuron_count'][index]}"
+        saturation = readable(report["saturation_rate"][index], ".0%")
         lines.append(
             f"{index + 1:>5} | {format_activation(report['activation_mean'][index]):>9} | "
             f"{format_activation(report['activation_std'][index]):>8} | "
-            f"{report['gradient_std'][index]:>9.2e} | {report['gradient_max'][index]:>9.2e} | "
-            f"{dead:>5} | {100.0 * report['saturation_rate'][index]:>4.0f}%"
+            f"{readable(report['gradient_std'][index], '.2e'):>9} | "
+            f"{readable(report['gradient_max'][index], '.2e'):>9} | "
+            f"{dead:>5} | {saturation:>5}"
         )
     return lines
 
@@ -639,10 +650,11 @@ ZERO_MARK, NONFINITE_MARK = "_", "!"
 class ExamMonitor(TrainingMonitor):
     """The lesson's monitor plus the seventh reading's numerator and a stopwatch.
 
-    For each hidden layer it accumulates the std of the SGD update of the
-    weights feeding that layer, at every step; update_ratio() divides their
-    epoch mean by the std of those weights. `seconds` is the time spent in the
-    monitor, so training time can be told apart from examination time.
+    For each hidden layer it accumulates, at every step, the std of the
+    gradient of the weights feeding that layer; update_ratio() turns their
+    epoch mean into the std of an SGD update and divides it by the std of
+    those weights. `seconds` is the time spent in the monitor, so that
+    training time can be told apart from examination time.
     """
 
     def __init__(self, layer_widths, learning_rate):
@@ -652,16 +664,14 @@ class ExamMonitor(TrainingMonitor):
 
     def reset(self):
         super().reset()
-        self.update_std_sum_per_layer = [0.0] * self.num_hidden_layers
+        self.gradient_std_sum_per_layer = [0.0] * self.num_hidden_layers
 
     def record(self, trace, pre_activation_grads):
         start = perf_counter()
         super().record(trace, pre_activation_grads)
-        for layer_index in range(self.num_hidden_layers):
-            gradient_std = outer_product_std(
-                pre_activation_grads[layer_index], trace["layer_inputs"][layer_index]
-            )
-            self.update_std_sum_per_layer[layer_index] += self.learning_rate * gradient_std
+        hidden = self.num_hidden_layers
+        step_stds = map(outer_product_std, pre_activation_grads[:hidden], trace["layer_inputs"])
+        self.gradient_std_sum_per_layer = list(map(add, self.gradient_std_sum_per_layer, step_stds))
         self.seconds += perf_counter() - start
 
     def report(self):
@@ -675,33 +685,31 @@ class ExamMonitor(TrainingMonitor):
         divided by std(W) at the end of the epoch (W: the weights feeding it)."""
         start = perf_counter()
         ratios = []
-        for layer_index, update_std_sum in enumerate(self.update_std_sum_per_layer):
-            weight_std = mean_and_std(finite([w for row in network[layer_index][0] for w in row]))[
-                1
-            ]
-            mean_update_std = update_std_sum / max(self.sample_count, 1)
-            ratios.append(mean_update_std / weight_std if weight_std > 0.0 else math.nan)
+        for (weights, _), gradient_std_sum in zip(network, self.gradient_std_sum_per_layer):
+            weight_std = mean_and_std(finite([w for row in weights for w in row]))[1]
+            update_std = self.learning_rate * gradient_std_sum / max(self.sample_count, 1)
+            ratios.append(update_std / weight_std if weight_std > 0.0 else math.nan)
         self.seconds += perf_counter() - start
         return ratios
 
 
 def outer_product_std(column, row):
-    """std of the matrix column * row^T, in O(n) instead of O(n^2).
+    """std of the entries of the matrix column * row^T, in O(n) instead of O(n^2).
 
-    Entry (i, j) is c_i r_j, so its mean is mean(c) mean(r) and its mean
-    square is mean(c^2) mean(r^2). A weight gradient is exactly such an outer
-    product: dLoss/dpre times the layer's input.
+    Entry (i, j) is c_i r_j, so the entries sum to sum(c) sum(r), and their
+    squares to |c|^2 |r|^2 (math.hypot is the length |c|, computed without
+    overflow). A weight gradient is exactly such an outer product: dLoss/dpre
+    times the layer's input.
     """
+    count = len(column) * len(row)
     try:
-        mean_c = math.fsum(column) / len(column)
-        mean_r = math.fsum(row) / len(row)
-        mean_c2 = math.fsum(map(mul, column, column)) / len(column)
-        mean_r2 = math.fsum(map(mul, row, row)) / len(row)
+        mean = math.fsum(column) * math.fsum(row) / count
     except (OverflowError, ValueError):  # a diverged step: nonfinite_count reports it
         return math.nan
-    variance = mean_c2 * mean_r2 - (mean_c * mean_r) * (mean_c * mean_r)
+    length = math.hypot(*column) * math.hypot(*row)
+    mean_square = length * length / count
     # Rounding can leave a zero variance a hair below 0; NaN passes through max().
-    return math.sqrt(max(variance, 0.0))
+    return math.sqrt(max(mean_square - mean * mean, 0.0))
 
 
 def flag_update_ratio(report):
@@ -725,7 +733,8 @@ def warning_layer(warning):
 
 def update_ratio_lines(report):
     ratios = "  ".join(
-        f"{index + 1}: {ratio:.1e}" for index, ratio in enumerate(report["update_ratio"])
+        f"{index + 1}: {readable(ratio, '.1e')}"
+        for index, ratio in enumerate(report["update_ratio"])
     )
     return [f"update/weight ratio per layer (healthy ~1e-3): {ratios}"]
 
@@ -789,7 +798,8 @@ def trend_lines(reports, charset):
         if log_scale:
             positive = [v for row in rows for v in row if math.isfinite(v) and v > 0.0]
             low, high = (min(positive), max(positive)) if positive else (1.0, 1.0)
-            lines.append(f"  {title} (log scale, {low:.1e} .. {high:.1e})")
+            span = f"{low:.1e} .. {high:.1e}" if positive else "no finite value above 0"
+            lines.append(f"  {title} (log scale, {span})")
         else:
             low, high = 0.0, 1.0
             lines.append(f"  {title} (0 .. 1)")
@@ -1129,10 +1139,17 @@ def patient_runs(args, parser):
 
 
 def check_json_path(path, parser):
+    """Fail before any training if the JSON file could not be written.
+    (Creating a scratch file is the honest test: os.access says yes to root.)"""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         parser.error(f"argument --json: {path!r}: the folder {folder!r} does not exist")
-    if os.path.isdir(path) or not os.access(folder, os.W_OK):
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(path)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
         parser.error(
             f"argument --json: {path!r} cannot be written: give a file path in a writable folder"
         )

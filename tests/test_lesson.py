@@ -193,7 +193,9 @@ def test_init_network_shapes_and_scales():
     first_layer = [value for row in network[0][0] for value in row]
     assert main.mean_and_std(first_layer)[1] == pytest.approx(math.sqrt(2 / 8), rel=0.15)
     bad = main.init_network([8, 64, 4], "bad", 1.0, seed=3)
-    assert main.mean_and_std([v for row in bad[0][0] for v in row])[1] == pytest.approx(1.0, rel=0.15)
+    assert main.mean_and_std([v for row in bad[0][0] for v in row])[1] == pytest.approx(
+        1.0, rel=0.15
+    )
 
 
 def test_training_data_is_seeded_and_balanced():
