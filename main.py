@@ -282,7 +282,7 @@ class TrainingMonitor:
         # sample; report() takes the same maximum once per epoch instead.
         self.sample_count += 1
 
-    def report(self):
+    def report(self) -> HealthReport:
         """Reduce the epoch to one summary number (or histogram) per hidden layer.
 
         Statistics are taken over a layer's finite values; the inf and NaN of
@@ -299,7 +299,7 @@ class TrainingMonitor:
             report["activation_std"].append(activation_std)
             report["gradient_std"].append(mean_and_std(finite_grads)[1])
             report["gradient_max"].append(max(map(abs, finite_grads), default=math.nan))
-            report["dead_count"].append(dead_count(post, width))
+            report["dead_count"].append(count_dead_neurons(post, width))
             report["saturation_rate"].append(saturation_rate(finite_pre))
             report["layer_neuron_count"].append(width)
             report["histogram"].append(histogram(finite_post))
@@ -323,7 +323,7 @@ REPORT_KEYS = (
 )
 
 
-def dead_count(post, width):
+def count_dead_neurons(post, width):
     """Neurons whose maximum output over the epoch stayed 0: they never fired.
 
     post holds the layer's outputs sample after sample, so neuron j's outputs
@@ -400,8 +400,9 @@ def format_activation(value):
 
 
 def format_loss(value):
-    # Four decimals for a loss that means something; scientific for an exploded one.
-    return readable(value, ".4f" if abs(value) < 1e4 else ".3e")
+    # Four decimals for a loss that means something; scientific for an exploded
+    # one; and NaN, the loss of a diverged network, said as such.
+    return "NaN" if math.isnan(value) else format(value, ".4f" if abs(value) < 1e4 else ".3e")
 
 
 def health_table(report):
@@ -491,7 +492,8 @@ def training_run(
     """
     network = init_network(layer_widths, init_mode, weight_scale_override, network_seed)
     shuffler = random.Random(network_seed)
-    monitor = monitor or TrainingMonitor(layer_widths)
+    if monitor is None:
+        monitor = TrainingMonitor(layer_widths)
     order = list(range(len(samples)))
     for epoch in range(1, epochs + 1):
         monitor.reset()
@@ -636,9 +638,9 @@ PATIENTS = {
     ),
 }
 
-# The seventh reading. Karpathy's rule of thumb (CS231n, "A Recipe for
-# Training Neural Networks"): a step should change the weights by about 1e-3
-# of their size. Two decades either side is far off.
+# The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
+# Networks Part 3: Learning and Evaluation"): an update should be about 1e-3
+# of the size of the weights it changes. Two decades either side is far off.
 UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
 UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
 
@@ -728,6 +730,7 @@ def all_warnings(report):
 
 
 def warning_layer(warning):
+    """The layer number a warning names: "Layer 3: ..." -> 3."""
     return int(warning.split(":")[0].split()[1])
 
 
@@ -842,30 +845,35 @@ def histogram_heatmap(reports, charset):
 
 
 def verdict(reports):
-    """One line: the first epoch with a warning, its lowest sick layer and the
-    loss then (beside the loss at epoch 1: had the loss curve noticed?); or
-    that the run diverged; or that no warning was raised."""
-    first_loss = format_loss(reports[0]["loss"])
-    for report in reports:
-        epoch, loss = report["epoch"], format_loss(report["loss"])
-        nonfinite = sum(report["nonfinite_count"])
-        if nonfinite:
-            return (
-                f"verdict: training diverged at epoch {epoch}: {nonfinite} non-finite values "
-                f"(NaN/inf) in the hidden layers; loss then {loss}."
-            )
-        warnings = all_warnings(report)
-        if warnings:
-            since = f" (epoch 1: {first_loss})" if epoch > 1 else ""
-            others = len(warnings) - 1
-            more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
-            return (
-                f"verdict: first warning at epoch {epoch}, loss then {loss}{since}: "
-                f"{warnings[0]}{more}; layer {warning_layer(warnings[0])} is the lowest "
-                "sick layer, the likely origin."
-            )
-    last = reports[-1]
-    return f"verdict: no warning in {last['epoch']} epochs; final loss {format_loss(last['loss'])}."
+    """One line: whether and when the run diverged, and the first epoch with a
+    warning, its lowest sick layer and the loss then (beside the loss at epoch
+    1: had the loss curve noticed?); or that no warning was raised."""
+    warned = next((report for report in reports if all_warnings(report)), None)
+    if warned is None:
+        last = reports[-1]
+        final_loss = format_loss(last["loss"])
+        return f"verdict: no warning in {last['epoch']} epochs; final loss {final_loss}."
+    warnings = all_warnings(warned)
+    since = f" (epoch 1: {format_loss(reports[0]['loss'])})" if warned["epoch"] > 1 else ""
+    others = len(warnings) - 1
+    more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
+    line = (
+        f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
+        f"{since}: {warnings[0]}{more}; layer {warning_layer(warnings[0])} is the lowest sick "
+        "layer, the likely origin."
+    )
+    diverged = next((report for report in reports if diverged_in(report)), None)
+    if diverged:
+        nonfinite = sum(diverged["nonfinite_count"])
+        line = (
+            f"training diverged at epoch {diverged['epoch']} ({nonfinite} non-finite values in "
+            f"the hidden layers, loss {format_loss(diverged['loss'])}); {line}"
+        )
+    return f"verdict: {line}"
+
+
+def diverged_in(report):
+    return sum(report["nonfinite_count"]) > 0 or not math.isfinite(report["loss"])
 
 
 # ----------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_a_blow_up_is_a_diagnosis_not_a_crash(capsys):
     )
     assert status == 0
     out = capsys.readouterr().out
-    assert "verdict: training diverged at epoch 1:" in out
+    assert "verdict: training diverged at epoch 1 (" in out
     assert "non-finite values (NaN/inf)" in out
     assert "nan" not in out.replace("non-finite", "")  # NaN statistics print as n/a
 
