@@ -570,72 +570,57 @@ def main():
 
 LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
 
-# Every patient shares the lesson's data (seed 7) and network seed (11); only
-# the dosing differs. Each disease patient trips its own warning (tests say so).
+# Every patient gets the lesson's data (seed 7), network seed (11) and 30
+# epochs; only the dosing differs. Each disease patient trips its own warning.
+# fmt: off
+DOSES = {  # name: init mode, weight std override, learning rate, layer widths
+    "healthy":   ("kaiming", None, 0.05,  LESSON_WIDTHS),
+    "sick":      ("bad",     1.0,  0.8,   LESSON_WIDTHS),
+    "exploding": ("kaiming", None, 0.5,   LESSON_WIDTHS),
+    "vanishing": ("xavier",  None, 0.05,  [8] + [8] * 16 + [4]),
+    "dead":      ("kaiming", None, 0.2,   LESSON_WIDTHS),
+    "saturated": ("bad",     0.8,  0.005, LESSON_WIDTHS),
+    "collapsed": ("bad",     0.01, 0.05,  LESSON_WIDTHS),
+}
+# fmt: on
+DIAGNOSES = {  # name: (what the label says of the dose, the disease it shows)
+    "healthy": ("kaiming init, lr=0.05", "no disease: the lesson's healthy patient"),
+    "sick": (
+        "oversized init, lr=0.8",
+        "the lesson's sick patient: saturation, dead layers, vanishing, collapse",
+    ),
+    "exploding": (
+        "much too high lr=0.5",
+        "exploding gradients: a learning rate 10x the healthy one",
+    ),
+    "vanishing": (
+        "deep narrow stack, xavier init",
+        "vanishing gradients: Xavier halves a ReLU signal's variance at each of 16 layers",
+    ),
+    "dead": (
+        "too high lr=0.2",
+        "dying ReLUs: a learning rate 4x the healthy one knocks live neurons negative",
+    ),
+    "saturated": (
+        "too large init std=0.8, lr=0.005",
+        "saturation: init std over twice Kaiming's pushes pre-activations past +-6",
+    ),
+    "collapsed": (
+        "too small init std=0.01",
+        "signal collapse: tiny weights shrink the signal ~100x per layer",
+    ),
+}
 PATIENTS = {
-    "healthy": dict(
-        label="HEALTHY (kaiming init, lr=0.05)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="kaiming",
-        weight_scale_override=None,
-        learning_rate=0.05,
+    name: dict(
+        label=f"{name.upper()} ({DIAGNOSES[name][0]})",
+        init_mode=init_mode,
+        weight_scale_override=weight_std,
+        learning_rate=learning_rate,
+        layer_widths=widths,
         epochs=30,
-        disease="no disease: the lesson's healthy patient",
-    ),
-    "sick": dict(
-        label="SICK (oversized init, lr=0.8)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="bad",
-        weight_scale_override=1.0,
-        learning_rate=0.8,
-        epochs=30,
-        disease="the lesson's sick patient: saturation, dead layers, vanishing, collapse",
-    ),
-    "exploding": dict(
-        label="EXPLODING (much too high lr=0.5)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="kaiming",
-        weight_scale_override=None,
-        learning_rate=0.5,
-        epochs=30,
-        disease="exploding gradients: a learning rate 10x the healthy one",
-    ),
-    "vanishing": dict(
-        label="VANISHING (deep narrow stack, xavier init)",
-        layer_widths=[8] + [8] * 16 + [4],
-        init_mode="xavier",
-        weight_scale_override=None,
-        learning_rate=0.05,
-        epochs=30,
-        disease="vanishing gradients: Xavier halves a ReLU signal's variance at each of 16 layers",
-    ),
-    "dead": dict(
-        label="DEAD (too high lr=0.2)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="kaiming",
-        weight_scale_override=None,
-        learning_rate=0.2,
-        epochs=30,
-        disease="dying ReLUs: a learning rate 4x the healthy one knocks live neurons negative",
-    ),
-    "saturated": dict(
-        label="SATURATED (too large init std=0.8, lr=0.005)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="bad",
-        weight_scale_override=0.8,
-        learning_rate=0.005,
-        epochs=30,
-        disease="saturation: init std over twice Kaiming's pushes pre-activations past +-6",
-    ),
-    "collapsed": dict(
-        label="COLLAPSED (too small init std=0.01)",
-        layer_widths=LESSON_WIDTHS,
-        init_mode="bad",
-        weight_scale_override=0.01,
-        learning_rate=0.05,
-        epochs=30,
-        disease="signal collapse: tiny weights shrink the signal ~100x per layer",
-    ),
+        disease=DIAGNOSES[name][1],
+    )
+    for name, (init_mode, weight_std, learning_rate, widths) in DOSES.items()
 }
 
 # The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
@@ -880,13 +865,10 @@ def diverged_in(report):
 # One full examination
 
 
-def examine(patient, samples, report_every, halt_on_warning=False, charset="unicode", timing=False):
-    """Train one patient under the ExamMonitor: charts every report_every
-    epochs, then trends, heatmap and the verdict. Returns the reports."""
-    label, widths = patient["label"], patient["layer_widths"]
-    monitor = ExamMonitor(widths, patient["learning_rate"])
-    run = training_run(
-        widths,
+def patient_run(patient, samples, monitor):
+    """training_run with a patient's dosing and network seed."""
+    return training_run(
+        patient["layer_widths"],
         patient["init_mode"],
         patient["weight_scale_override"],
         patient["learning_rate"],
@@ -895,10 +877,17 @@ def examine(patient, samples, report_every, halt_on_warning=False, charset="unic
         patient["network_seed"],
         monitor=monitor,
     )
+
+
+def examine(patient, samples, report_every, halt_on_warning=False, charset="unicode", timing=False):
+    """Train one patient under the ExamMonitor: charts every report_every
+    epochs, then trends, heatmap and the verdict. Returns the reports."""
+    label, widths = patient["label"], patient["layer_widths"]
+    monitor = ExamMonitor(widths, patient["learning_rate"])
     reports = []
     busy = 0.0
     tick = perf_counter()
-    for network, report in run:
+    for network, report in patient_run(patient, samples, monitor):
         report["update_ratio"] = monitor.update_ratio(network)
         busy += perf_counter() - tick
         reports.append(report)

@@ -20,22 +20,13 @@ def examine(name, capsys, **options):
 def patient_reports():
     """Every patient's reports, with its default dosing and seeds (7 and 11)."""
     reports = {}
-    for name, patient in main.PATIENTS.items():
+    for name in main.PATIENTS:
+        patient = dict(main.PATIENTS[name], network_seed=11)
         widths = patient["layer_widths"]
         samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
         monitor = main.ExamMonitor(widths, patient["learning_rate"])
-        run = main.training_run(
-            widths,
-            patient["init_mode"],
-            patient["weight_scale_override"],
-            patient["learning_rate"],
-            patient["epochs"],
-            samples,
-            11,
-            monitor=monitor,
-        )
         reports[name] = []
-        for network, report in run:
+        for network, report in main.patient_run(patient, samples, monitor):
             report["update_ratio"] = monitor.update_ratio(network)
             reports[name].append(report)
     return reports
