@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +203,16 @@ def test_list_patients_lists_all_seven(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(main.PATIENTS)
     assert len(lines) == 7
+
+
+def test_a_terminal_without_unicode_gets_plain_characters():
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "main.py", "--patient", "dead", "--epochs", "3"],
+        cwd=root,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=True,
+    )
+    assert result.stdout.isascii()
+    assert b"trends over 3 epochs" in result.stdout
