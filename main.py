@@ -354,6 +354,12 @@ def histogram(values):
     return [high - low for low, high in zip([0, *at_or_below], at_or_below)]
 
 
+def bucket_shares(counts):
+    """Each bucket's share of a layer's histogram, from 0 to 1."""
+    total = max(sum(counts), 1)
+    return [count / total for count in counts]
+
+
 def flag_issues(report):
     warnings = []
     for layer_index in range(len(report["activation_mean"])):
@@ -434,11 +440,12 @@ def histogram_chart(report, bar_width=10):
     header = [f"{'bucket':<{label_width}}"]
     header += [f"layer {index + 1:<{bar_width - 1}}" for index in range(len(report["histogram"]))]
     rows = [header]
+    layer_shares = [bucket_shares(counts) for counts in report["histogram"]]
     for bucket, label in enumerate(HISTOGRAM_LABELS):
         row = [f"{label:<{label_width}}"]
-        for counts in report["histogram"]:
-            share = counts[bucket] / max(sum(counts), 1)
-            bar = "#" * round(share * bar_width) or ("." if counts[bucket] else "")
+        for shares in layer_shares:
+            share = shares[bucket]
+            bar = "#" * round(share * bar_width) or ("." if share else "")
             row.append(f"{bar:<{bar_width}} {100.0 * share:3.0f}%")
         rows.append(row)
     lines = ["activation histogram (share of post-activations per bucket):"]
@@ -812,15 +819,14 @@ def histogram_heatmap(reports, charset):
     lines = [f"activation histogram over time (darker = larger share: '{shades[1:]}'):"]
     for layer in range(layer_count):
         lines.append(f"  layer {layer + 1}")
+        epoch_shares = [bucket_shares(report["histogram"][layer]) for report in reports]
         for bucket in reversed(range(len(HISTOGRAM_LABELS))):
             if not used[bucket]:
                 continue
-            cells = []
-            for report in reports:
-                counts = report["histogram"][layer]
-                share = counts[bucket] / max(sum(counts), 1)
-                # Any share above zero gets at least the lightest shade.
-                cells.append(shades[math.ceil(share * (len(shades) - 1))])
+            # Any share above zero gets at least the lightest shade.
+            cells = [
+                shades[math.ceil(shares[bucket] * (len(shades) - 1))] for shares in epoch_shares
+            ]
             lines.append(f"    {HISTOGRAM_LABELS[bucket]:>{label_width}} |{''.join(cells)}|")
     return lines
 
@@ -891,11 +897,12 @@ def examine(patient, samples, report_every, halt_on_warning=False, charset="unic
         report["update_ratio"] = monitor.update_ratio(network)
         busy += perf_counter() - tick
         reports.append(report)
-        halting = halt_on_warning and bool(all_warnings(report))
+        warnings = all_warnings(report)
+        halting = halt_on_warning and bool(warnings)
         last = halting or report["epoch"] == patient["epochs"]
         if report["epoch"] % report_every == 0 or last:
             lines = chart_lines(label, report, show_histogram=last)
-            lines += update_ratio_lines(report) + warning_lines(all_warnings(report))
+            lines += update_ratio_lines(report) + warning_lines(warnings)
             print("\n".join(lines) + "\n")
         if halting:
             print(f"halted at epoch {report['epoch']}: the first warning stops the visit.\n")
