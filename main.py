@@ -102,8 +102,11 @@ def cross_entropy(logits, target_class):
 
 
 def safe_relu(value):
-    # ReLU, clamped at RELU_CAP. The NaN of a diverged network passes through.
-    return 0.0 if value <= 0.0 else min(value, RELU_CAP)
+    # ReLU, clamped at RELU_CAP. The NaN of a diverged network passes through
+    # (it is neither <= 0 nor > RELU_CAP).
+    if value <= 0.0:
+        return 0.0
+    return RELU_CAP if value > RELU_CAP else value
 
 
 def mean_and_std(values):
@@ -204,17 +207,40 @@ def pre_activation_gradients(network, trace, target_class):
     patient's exploded layers be pushed down until they die.
     """
     probabilities = trace["post_activations"][-1]
+    pre_activations = trace["pre_activations"]
     # Softmax followed by cross-entropy has the famously simple gradient p - y.
     grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
     grads = [grad]
     for layer_index in range(len(network) - 1, 0, -1):
         weights, _ = network[layer_index]
-        # W^T grad: each column of W collects the gradient it passed on.
-        upstream = matvec(zip(*weights), grad)
-        below = trace["pre_activations"][layer_index - 1]
-        grad = [u if pre > 0.0 else 0.0 for u, pre in zip(upstream, below)]
+        grad = relu_backward(
+            weights, grad, pre_activations[layer_index], pre_activations[layer_index - 1]
+        )
         grads.append(grad)
     return grads[::-1]
+
+
+def relu_backward(weights, grad, pre, below):
+    """dLoss/d(pre-activation below): W^T grad, times the ReLU derivative below.
+
+    Only what can be nonzero is summed. A row whose gradient is exactly 0 adds
+    exactly 0 and is left out -- unless its pre-activation is not finite, the
+    mark of an inf or NaN weight in that row, whose 0 * inf = NaN plain
+    backprop would spread. A unit below whose ReLU was off gets 0 without its
+    column being summed.
+    """
+    rows = [
+        i for i, (g, value) in enumerate(zip(grad, pre)) if g != 0.0 or not math.isfinite(value)
+    ]
+    live = [j for j, value in enumerate(below) if value > 0.0]
+    result = [0.0] * len(below)
+    if rows and live:
+        # Column j of the kept rows collects the gradient that unit j passed on.
+        columns = list(zip(*[weights[i] for i in rows]))
+        sums = matvec([columns[j] for j in live], [grad[i] for i in rows])
+        for j, total in zip(live, sums):
+            result[j] = total
+    return result
 
 
 def backward(network, trace, target_class):
@@ -238,8 +264,9 @@ def sgd_step(network, trace, pre_activation_grads, learning_rate):
     """One SGD step, in place, without building the weight gradients.
 
     Row i of dLoss/dW is grad_i * x (see backward), so row i of W moves by
-    -learning_rate * grad_i * x. A neuron that was off for this sample has
-    grad_i = 0 exactly: its row does not move, and we skip it.
+    -learning_rate * grad_i * x, and its bias by -learning_rate * grad_i. A
+    neuron that was off for this sample has grad_i = 0 exactly: neither moves,
+    and we skip it.
     """
     for (weights, biases), grad, layer_input in zip(
         network, pre_activation_grads, trace["layer_inputs"]
@@ -248,7 +275,7 @@ def sgd_step(network, trace, pre_activation_grads, learning_rate):
             if g != 0.0:
                 step = learning_rate * g
                 weights[row_index] = [w - step * x for w, x in zip(weights[row_index], layer_input)]
-        biases[:] = [b - learning_rate * g for b, g in zip(biases, grad)]
+                biases[row_index] -= step
 
 
 # ----------------------------------------------------------------------------

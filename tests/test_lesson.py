@@ -266,3 +266,47 @@ def test_train_prints_the_lessons_chart(capsys):
     assert "=== TINY | epoch 4 | per-layer health ===" in out
     assert "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %" in out
     assert out.count("activation histogram") == 1
+
+
+def plain_pre_activation_gradients(network, trace, target_class):
+    """Backprop as the textbook writes it: every column of W^T grad summed in full."""
+    probabilities = trace["post_activations"][-1]
+    grad = [p - (1.0 if i == target_class else 0.0) for i, p in enumerate(probabilities)]
+    grads = [grad]
+    for layer_index in range(len(network) - 1, 0, -1):
+        columns = [list(column) for column in zip(*network[layer_index][0])]
+        upstream = main.matvec(columns, grad)
+        below = trace["pre_activations"][layer_index - 1]
+        grad = [u if pre > 0.0 else 0.0 for u, pre in zip(upstream, below)]
+        grads.append(grad)
+    return grads[::-1]
+
+
+def same_floats(left, right):
+    return len(left) == len(right) and all(
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(left, right)
+    )
+
+
+def test_skipping_zero_rows_and_dead_columns_changes_no_gradient_even_after_a_blow_up():
+    # Random small networks, some weights replaced by inf, NaN or 1e308, and
+    # some inputs of 1e150: the skips in relu_backward must give exactly what
+    # the full sum gives, NaN for NaN (0 * inf included).
+    rng = random.Random(3)
+    specials = [math.inf, -math.inf, math.nan, 1e308, -1e308]
+    nonfinite_cases = 0
+    for _ in range(1500):
+        widths = [rng.randint(1, 5) for _ in range(rng.randint(3, 5))]
+        network = main.init_network(widths, "bad", rng.choice([0.5, 3.0, 1e100]), rng.randrange(99))
+        for weights, _ in network:
+            for row in weights:
+                if rng.random() < 0.1:
+                    row[rng.randrange(len(row))] = rng.choice(specials)
+        inputs = [rng.gauss(0.0, 1.0) * rng.choice([1.0, 1e150]) for _ in range(widths[0])]
+        trace = main.forward_with_trace(network, inputs)
+        target_class = rng.randrange(widths[-1])
+        fast = main.pre_activation_gradients(network, trace, target_class)
+        plain = plain_pre_activation_gradients(network, trace, target_class)
+        assert all(same_floats(a, b) for a, b in zip(fast, plain))
+        nonfinite_cases += any(not math.isfinite(v) for grad in plain for v in grad)
+    assert nonfinite_cases > 300  # the blow-up paths were really taken
