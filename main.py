@@ -24,7 +24,7 @@ import sys
 import tempfile
 from bisect import bisect_right
 from functools import reduce
-from itertools import pairwise
+from itertools import chain, pairwise
 from operator import add, mul
 from time import perf_counter
 
@@ -223,24 +223,29 @@ def pre_activation_gradients(network, trace, target_class):
 def relu_backward(weights, grad, pre, below):
     """dLoss/d(pre-activation below): W^T grad, times the ReLU derivative below.
 
-    Only what can be nonzero is summed. A row whose gradient is exactly 0 adds
-    exactly 0 and is left out -- unless its pre-activation is not finite, the
-    mark of an inf or NaN weight in that row, whose 0 * inf = NaN plain
-    backprop would spread. A unit below whose ReLU was off gets 0 without its
-    column being summed.
+    A unit below whose ReLU was off gets 0 without its column being summed.
+    """
+    live = [j for j, value in enumerate(below) if value > 0.0]
+    result = [0.0] * len(below)
+    for j, total in zip(live, column_sums(weights, grad, pre, live)):
+        result[j] = total
+    return result
+
+
+def column_sums(weights, grad, pre, columns):
+    """(W^T grad)[j] for each j in columns: the gradient unit j passed on.
+
+    A row whose gradient is exactly 0 adds exactly 0 and is left out --
+    unless its pre-activation is not finite, the mark of an inf or NaN
+    weight in that row, whose 0 * inf = NaN plain backprop would spread.
     """
     rows = [
         i for i, (g, value) in enumerate(zip(grad, pre)) if g != 0.0 or not math.isfinite(value)
     ]
-    live = [j for j, value in enumerate(below) if value > 0.0]
-    result = [0.0] * len(below)
-    if rows and live:
-        # Column j of the kept rows collects the gradient that unit j passed on.
-        columns = list(zip(*[weights[i] for i in rows]))
-        sums = matvec([columns[j] for j in live], [grad[i] for i in rows])
-        for j, total in zip(live, sums):
-            result[j] = total
-    return result
+    if not rows:
+        return [0.0] * len(columns)
+    transposed = list(zip(*[weights[i] for i in rows]))
+    return matvec([transposed[j] for j in columns], [grad[i] for i in rows])
 
 
 def backward(network, trace, target_class):
@@ -284,6 +289,8 @@ def sgd_step(network, trace, pre_activation_grads, learning_rate):
 
 class TrainingMonitor:
     """Accumulates one epoch of traces, then reduces them to a HealthReport."""
+
+    histogram_edges = HISTOGRAM_EDGES
 
     def __init__(self, layer_widths):
         self.num_hidden_layers = len(layer_widths) - 2
@@ -329,7 +336,7 @@ class TrainingMonitor:
             report["dead_count"].append(count_dead_neurons(post, width))
             report["saturation_rate"].append(saturation_rate(finite_pre))
             report["layer_neuron_count"].append(width)
-            report["histogram"].append(histogram(finite_post))
+            report["histogram"].append(histogram(finite_post, self.histogram_edges))
             nonfinite = len(pre) + len(post) + len(grads)
             nonfinite -= len(finite_pre) + len(finite_post) + len(finite_grads)
             report["nonfinite_count"].append(nonfinite)
@@ -370,13 +377,13 @@ def saturation_rate(values):
     return len([value for value in values if abs(value) > SATURATION_LIMIT]) / len(values)
 
 
-def histogram(values):
+def histogram(values, edges=HISTOGRAM_EDGES):
     """Count values per bucket: = 0, <= 0.01, <= 0.1, ..., <= 1e5, > 1e5.
 
     Sorted once, the count at or below each edge is one bisection.
     """
     ordered = sorted(values)
-    at_or_below = [bisect_right(ordered, edge) for edge in HISTOGRAM_EDGES]
+    at_or_below = [bisect_right(ordered, edge) for edge in edges]
     at_or_below.append(len(ordered))
     return [high - low for low, high in zip([0, *at_or_below], at_or_below)]
 
@@ -457,18 +464,18 @@ def health_table(report):
     return lines
 
 
-def histogram_chart(report, bar_width=10):
+def histogram_chart(report, labels=HISTOGRAM_LABELS, bar_width=10):
     """The activation histogram as bars: one row per bucket, one column per layer.
 
     Each '#' is 10% of the layer's values; a '.' marks a bucket that holds
     some values, but fewer than 5%.
     """
-    label_width = max(map(len, HISTOGRAM_LABELS))
+    label_width = max(map(len, labels))
     header = [f"{'bucket':<{label_width}}"]
     header += [f"layer {index + 1:<{bar_width - 1}}" for index in range(len(report["histogram"]))]
     rows = [header]
     layer_shares = [bucket_shares(counts) for counts in report["histogram"]]
-    for bucket, label in enumerate(HISTOGRAM_LABELS):
+    for bucket, label in enumerate(labels):
         row = [f"{label:<{label_width}}"]
         for shares in layer_shares:
             share = shares[bucket]
@@ -480,14 +487,14 @@ def histogram_chart(report, bar_width=10):
     return lines
 
 
-def chart_lines(label, report, show_histogram=False):
+def chart_lines(label, report, show_histogram=False, labels=HISTOGRAM_LABELS):
     lines = [
         f"=== {label} | epoch {report['epoch']} | per-layer health ===",
         f"loss: {format_loss(report['loss'])}",
     ]
     lines += health_table(report)
     if show_histogram:
-        lines += histogram_chart(report)
+        lines += histogram_chart(report, labels)
     return lines
 
 
@@ -602,6 +609,248 @@ def main():
 # Everything above is the lesson; a reader beside the lesson can stop here.
 # ============================================================================
 
+# ----------------------------------------------------------------------------
+# Treatments: other activations, layer normalization, gradient clipping
+#
+# A patient's dosing may change more than the lesson's init and learning rate.
+# dosed_run trains such a patient; with the lesson's dosing (ReLU, no norm,
+# no clipping) it runs the lesson's own forward_with_trace,
+# pre_activation_gradients and sgd_step, so the plain path stays as it was.
+
+LEAKY_SLOPE = 0.01  # Maas, Hannun and Ng (2013): below 0 the ReLU leaks 1%
+NORM_EPSILON = 1e-5  # layer norm divides by sqrt(var + this), never by 0
+CLIP_EPSILON = 1e-6  # as in torch.nn.utils.clip_grad_norm_
+
+
+def leaky_relu(value):
+    # Clamped to +-RELU_CAP like safe_relu, so values stay finite; NaN passes.
+    if value > 0.0:
+        return RELU_CAP if value > RELU_CAP else value
+    leak = LEAKY_SLOPE * value
+    return -RELU_CAP if leak < -RELU_CAP else leak
+
+
+def relu_layer(pre):
+    return [safe_relu(value) for value in pre]
+
+
+def leaky_relu_layer(pre):
+    return [leaky_relu(value) for value in pre]
+
+
+def tanh_layer(pre):
+    return list(map(math.tanh, pre))
+
+
+# Each backprop turns the gradient arriving at a layer's outputs into the
+# gradient at the activation's input. Like the lesson's ReLU, the clamps are
+# straight-through: the derivative ignores RELU_CAP.
+def relu_backprop(upstream, pre, post):
+    return [u if value > 0.0 else 0.0 for u, value in zip(upstream, pre)]
+
+
+def leaky_relu_backprop(upstream, pre, post):
+    return [u if value > 0.0 else LEAKY_SLOPE * u for u, value in zip(upstream, pre)]
+
+
+def tanh_backprop(upstream, pre, post):
+    # tanh'(x) = 1 - tanh(x)^2, read off the output the forward pass kept.
+    return [u * (1.0 - t * t) for u, t in zip(upstream, post)]
+
+
+# Tanh lives in (-1, 1): its histogram buckets are linear, with the outer two
+# for outputs pinned near +-1, where Glorot and Bengio saw saturation.
+TANH_HISTOGRAM_EDGES = (-0.99, -0.5, -0.1, 0.1, 0.5, 0.99)
+
+
+def bucket_labels(edges):
+    return [f"<= {edge:g}" for edge in edges] + [f"> {edges[-1]:g}"]
+
+
+ACTIVATIONS = {
+    # layer / backprop: the activation of one layer and its gradient;
+    # edges / labels: the histogram's buckets; not_applicable: readings with
+    # no meaning here, printed n/a. A tanh neuron is never "off", so it
+    # cannot die (its disease is saturation). A leaky ReLU has no flat
+    # shoulder anywhere, so it cannot saturate; its "dead" neuron never went
+    # above 0, and still passes 1% of its gradient.
+    "relu": dict(
+        layer=relu_layer,
+        backprop=relu_backprop,
+        edges=HISTOGRAM_EDGES,
+        labels=HISTOGRAM_LABELS,
+        not_applicable=(),
+    ),
+    "leaky_relu": dict(
+        layer=leaky_relu_layer,
+        backprop=leaky_relu_backprop,
+        edges=HISTOGRAM_EDGES,
+        labels=bucket_labels(HISTOGRAM_EDGES),
+        not_applicable=("saturation_rate",),
+    ),
+    "tanh": dict(
+        layer=tanh_layer,
+        backprop=tanh_backprop,
+        edges=TANH_HISTOGRAM_EDGES,
+        labels=bucket_labels(TANH_HISTOGRAM_EDGES),
+        not_applicable=("dead_count",),
+    ),
+}
+
+
+def is_plain(activation, norms):
+    """The lesson's network: ReLU and no layer norm."""
+    return activation == "relu" and not norms
+
+
+def layer_norm(values, gain, shift):
+    """Ba, Kiros and Hinton (2016), over one sample's layer: returns
+    gain * unit + shift, unit = (values - mean) / spread, and unit and spread
+    (spread = sqrt(var + NORM_EPSILON), computed without squaring the std,
+    so a huge layer cannot overflow it)."""
+    mean, std = mean_and_std(values)
+    spread = math.hypot(std, math.sqrt(NORM_EPSILON))
+    unit = [(value - mean) / spread for value in values]
+    return [a * u + b for a, u, b in zip(gain, unit, shift)], unit, spread
+
+
+def layer_norm_backprop(grad, unit, spread, gain):
+    """Back through layer_norm: dLoss/d(values), dLoss/d(gain), dLoss/d(shift).
+
+    With d = grad * gain (the gradient at unit), the mean and spread both
+    depend on every value, which gives
+      dLoss/d(value_i) = (d_i - mean(d) - unit_i * mean(d * unit)) / spread.
+    """
+    d_unit = list(map(mul, grad, gain))
+    mean_d = exact_sum(d_unit) / len(d_unit)
+    mean_d_unit = exact_sum(list(map(mul, d_unit, unit))) / len(d_unit)
+    d_values = [(d - mean_d - u * mean_d_unit) / spread for d, u in zip(d_unit, unit)]
+    return d_values, list(map(mul, grad, unit)), list(grad)
+
+
+def dosed_forward(network, norms, inputs, activation):
+    """forward_with_trace for any activation, with a layer norm between each
+    hidden layer's W x + b and its activation when norms are given.
+
+    "pre_activations" holds what goes into the activation (after the norm),
+    where saturation is read; "units" and "spreads" keep what the norm's
+    backprop needs.
+    """
+    if is_plain(activation, norms):
+        return forward_with_trace(network, inputs)
+    activate = ACTIVATIONS[activation]["layer"]
+    trace = {key: [] for key in ("layer_inputs", "pre_activations", "post_activations")}
+    trace["units"], trace["spreads"] = [], []
+    signal = list(inputs)
+    for layer_index, (weights, biases) in enumerate(network):
+        trace["layer_inputs"].append(signal)
+        pre = add_vectors(matvec(weights, signal), biases)
+        if layer_index == len(network) - 1:
+            post = softmax(pre)
+        else:
+            if norms:
+                pre, unit, spread = layer_norm(pre, *norms[layer_index])
+                trace["units"].append(unit)
+                trace["spreads"].append(spread)
+            post = activate(pre)
+        trace["pre_activations"].append(pre)
+        trace["post_activations"].append(post)
+        signal = post
+    return trace
+
+
+def dosed_backward(network, norms, trace, target_class, activation):
+    """pre_activation_gradients for any activation and layer norm.
+
+    Returns dLoss/dz for every layer, z = W x + b (before any norm: the
+    gradient the weights get), and dLoss/d(gain), dLoss/d(shift) of every
+    hidden layer's norm.
+    """
+    if is_plain(activation, norms):
+        return pre_activation_gradients(network, trace, target_class), []
+    backprop = ACTIVATIONS[activation]["backprop"]
+    pre_activations, post_activations = trace["pre_activations"], trace["post_activations"]
+    probabilities = post_activations[-1]
+    grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
+    grads, norm_grads = [grad], []
+    for layer_index in range(len(network) - 1, 0, -1):
+        below = layer_index - 1
+        weights, _ = network[layer_index]
+        every_column = range(len(pre_activations[below]))
+        upstream = column_sums(weights, grad, pre_activations[layer_index], every_column)
+        grad = backprop(upstream, pre_activations[below], post_activations[below])
+        if norms:
+            unit, spread = trace["units"][below], trace["spreads"][below]
+            grad, gain_grad, shift_grad = layer_norm_backprop(grad, unit, spread, norms[below][0])
+            norm_grads.append((gain_grad, shift_grad))
+        grads.append(grad)
+    return grads[::-1], norm_grads[::-1]
+
+
+def gradient_norm(grads, trace, norm_grads):
+    """The global norm of the gradient over every parameter, in O(n).
+
+    A layer's weight gradient is the outer product g x^T (see backward),
+    whose norm is |g| |x|; its bias gradient is g itself.
+    """
+    pieces = [math.hypot(*g) * math.hypot(*x) for g, x in zip(grads, trace["layer_inputs"])]
+    pieces += [math.hypot(*g) for g in grads]
+    pieces += [math.hypot(*d) for gain_and_shift in norm_grads for d in gain_and_shift]
+    return math.hypot(*pieces)
+
+
+def clip_factor(total_norm, max_norm):
+    """Pascanu, Mikolov and Bengio (2013), as torch.nn.utils.clip_grad_norm_
+    does it: scale every gradient by max_norm / (norm + 1e-6) when that is
+    below 1. Scaling every gradient is scaling the step, so the SGD step
+    takes learning_rate * clip_factor."""
+    factor = max_norm / (total_norm + CLIP_EPSILON)
+    return factor if factor < 1.0 else 1.0
+
+
+def dosed_sgd_step(network, norms, trace, grads, norm_grads, step_size):
+    sgd_step(network, trace, grads, step_size)
+    for (gain, shift), (gain_grad, shift_grad) in zip(norms, norm_grads):
+        gain[:] = [a - step_size * d for a, d in zip(gain, gain_grad)]
+        shift[:] = [b - step_size * d for b, d in zip(shift, shift_grad)]
+
+
+def dosed_run(patient, samples, monitor):
+    """training_run with a patient's whole dosing; yields (network, report).
+
+    Besides the lesson's init and learning rate: "activation", "norm"
+    ("layer": gain 1 and shift 0 at the start, learned by SGD) and "clip"
+    (a maximum gradient norm, or None). The monitor is an ExamMonitor: it
+    also sees each step's size, for the update/weight ratio.
+    """
+    widths, activation, clip = patient["layer_widths"], patient["activation"], patient["clip"]
+    network = init_network(
+        widths, patient["init_mode"], patient["weight_scale_override"], patient["network_seed"]
+    )
+    norms = [([1.0] * w, [0.0] * w) for w in widths[1:-1]] if patient["norm"] == "layer" else []
+    shuffler = random.Random(patient["network_seed"])
+    order = list(range(len(samples)))
+    for epoch in range(1, patient["epochs"] + 1):
+        monitor.reset()
+        shuffler.shuffle(order)
+        losses = []
+        for sample_index in order:
+            inputs, target_class = samples[sample_index]
+            trace = dosed_forward(network, norms, inputs, activation)
+            losses.append(cross_entropy(trace["pre_activations"][-1], target_class))
+            grads, norm_grads = dosed_backward(network, norms, trace, target_class, activation)
+            step_size = patient["learning_rate"]
+            if clip is not None:
+                step_size *= clip_factor(gradient_norm(grads, trace, norm_grads), clip)
+            monitor.record(trace, grads)
+            monitor.record_step(network, trace, grads, step_size)
+            dosed_sgd_step(network, norms, trace, grads, norm_grads, step_size)
+        report = monitor.report()
+        report["epoch"] = epoch
+        report["loss"] = exact_sum(losses) / len(losses)
+        yield network, report
+
+
 LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
 
 # Every patient gets the lesson's data (seed 7), network seed (11) and 30
@@ -651,6 +900,9 @@ PATIENTS = {
         weight_scale_override=weight_std,
         learning_rate=learning_rate,
         layer_widths=widths,
+        activation="relu",
+        norm="none",
+        clip=None,
         epochs=30,
         disease=DIAGNOSES[name][1],
     )
@@ -669,49 +921,63 @@ ZERO_MARK, NONFINITE_MARK = "_", "!"
 
 
 class ExamMonitor(TrainingMonitor):
-    """The lesson's monitor plus the seventh reading's numerator and a stopwatch.
+    """The lesson's monitor for any activation, plus the seventh reading.
 
-    For each hidden layer it accumulates, at every step, the std of the
-    gradient of the weights feeding that layer; update_ratio() turns their
-    epoch mean into the std of an SGD update and divides it by the std of
-    those weights. `seconds` is the time spent in the monitor, so that
-    training time can be told apart from examination time.
+    record_step() is told every SGD step before it is taken; for each hidden
+    layer it divides the std of the step's update of the weights feeding that
+    layer by the std of those weights before the step. The report gives each
+    layer's epoch mean of that ratio. Two stopwatches keep the time spent in
+    the lesson's six readings and in the seventh, so that training time can
+    be told apart from examination time.
     """
 
-    def __init__(self, layer_widths, learning_rate):
-        self.learning_rate = learning_rate
-        self.seconds = 0.0
+    def __init__(self, layer_widths, activation="relu"):
+        self.histogram_edges = ACTIVATIONS[activation]["edges"]
+        self.not_applicable = ACTIVATIONS[activation]["not_applicable"]
+        self.lesson_seconds = 0.0
+        self.ratio_seconds = 0.0
         super().__init__(layer_widths)
 
     def reset(self):
         super().reset()
-        self.gradient_std_sum_per_layer = [0.0] * self.num_hidden_layers
+        self.ratio_sum_per_layer = [0.0] * self.num_hidden_layers
+        self.ratio_count_per_layer = [0] * self.num_hidden_layers
 
     def record(self, trace, pre_activation_grads):
         start = perf_counter()
         super().record(trace, pre_activation_grads)
-        hidden = self.num_hidden_layers
-        step_stds = map(outer_product_std, pre_activation_grads[:hidden], trace["layer_inputs"])
-        self.gradient_std_sum_per_layer = list(map(add, self.gradient_std_sum_per_layer, step_stds))
-        self.seconds += perf_counter() - start
+        self.lesson_seconds += perf_counter() - start
+
+    def record_step(self, network, trace, pre_activation_grads, step_size):
+        """Add this step's update/weight ratio of every hidden layer. A step
+        whose weights have no finite spread left has no ratio and is skipped."""
+        start = perf_counter()
+        for index in range(self.num_hidden_layers):
+            weight_std = mean_and_std(list(chain.from_iterable(network[index][0])))[1]
+            update_std = step_size * outer_product_std(
+                pre_activation_grads[index], trace["layer_inputs"][index]
+            )
+            ratio = update_std / weight_std if weight_std > 0.0 else math.nan
+            if not math.isnan(ratio):
+                self.ratio_sum_per_layer[index] += ratio
+                self.ratio_count_per_layer[index] += 1
+        self.ratio_seconds += perf_counter() - start
 
     def report(self):
+        """The lesson's report, n/a (NaN) where a reading has no meaning for
+        the activation, plus "update_ratio": each layer's arithmetic mean over
+        the epoch's steps. The arithmetic mean is dominated by its largest
+        terms, so one step that rewrites the weights shows in it."""
         start = perf_counter()
         report = super().report()
-        self.seconds += perf_counter() - start
+        for key in self.not_applicable:
+            report[key] = [math.nan] * self.num_hidden_layers
+        report["update_ratio"] = [
+            total / count if count else math.nan
+            for total, count in zip(self.ratio_sum_per_layer, self.ratio_count_per_layer)
+        ]
+        self.lesson_seconds += perf_counter() - start
         return report
-
-    def update_ratio(self, network):
-        """Per hidden layer: the epoch's mean of std(lr * dW) over its SGD steps,
-        divided by std(W) at the end of the epoch (W: the weights feeding it)."""
-        start = perf_counter()
-        ratios = []
-        for (weights, _), gradient_std_sum in zip(network, self.gradient_std_sum_per_layer):
-            weight_std = mean_and_std(finite([w for row in weights for w in row]))[1]
-            update_std = self.learning_rate * gradient_std_sum / max(self.sample_count, 1)
-            ratios.append(update_std / weight_std if weight_std > 0.0 else math.nan)
-        self.seconds += perf_counter() - start
-        return ratios
 
 
 def outer_product_std(column, row):
@@ -832,7 +1098,7 @@ def trend_lines(reports, charset):
     return lines
 
 
-def histogram_heatmap(reports, charset):
+def histogram_heatmap(reports, charset, labels=HISTOGRAM_LABELS):
     """The activation histogram over time, like fastai's 'colorful dimension'
     plot: per layer one row per bucket (largest values on top), one column per
     epoch, darker = larger share. Buckets never used in the run are left out."""
@@ -840,21 +1106,21 @@ def histogram_heatmap(reports, charset):
     layer_count = len(reports[0]["histogram"])
     used = [
         any(r["histogram"][layer][bucket] for r in reports for layer in range(layer_count))
-        for bucket in range(len(HISTOGRAM_LABELS))
+        for bucket in range(len(labels))
     ]
-    label_width = max(map(len, HISTOGRAM_LABELS))
+    label_width = max(map(len, labels))
     lines = [f"activation histogram over time (darker = larger share: '{shades[1:]}'):"]
     for layer in range(layer_count):
         lines.append(f"  layer {layer + 1}")
         epoch_shares = [bucket_shares(report["histogram"][layer]) for report in reports]
-        for bucket in reversed(range(len(HISTOGRAM_LABELS))):
+        for bucket in reversed(range(len(labels))):
             if not used[bucket]:
                 continue
             # Any share above zero gets at least the lightest shade.
             cells = [
                 shades[math.ceil(shares[bucket] * (len(shades) - 1))] for shares in epoch_shares
             ]
-            lines.append(f"    {HISTOGRAM_LABELS[bucket]:>{label_width}} |{''.join(cells)}|")
+            lines.append(f"    {labels[bucket]:>{label_width}} |{''.join(cells)}|")
     return lines
 
 
@@ -898,37 +1164,28 @@ def diverged_in(report):
 # One full examination
 
 
-def patient_run(patient, samples, monitor):
-    """training_run with a patient's dosing and network seed."""
-    return training_run(
-        patient["layer_widths"],
-        patient["init_mode"],
-        patient["weight_scale_override"],
-        patient["learning_rate"],
-        patient["epochs"],
-        samples,
-        patient["network_seed"],
-        monitor=monitor,
-    )
-
-
 def examine(patient, samples, report_every, halt_on_warning=False, charset="unicode", timing=False):
-    """Train one patient under the ExamMonitor: charts every report_every
-    epochs, then trends, heatmap and the verdict. Returns the reports."""
+    """Train one patient under the ExamMonitor and print its charts: every
+    report_every epochs, at the first sign of disease (the first epoch with a
+    warning) and at the last; then trends, heatmap and the verdict. Returns
+    the reports."""
     label, widths = patient["label"], patient["layer_widths"]
-    monitor = ExamMonitor(widths, patient["learning_rate"])
+    labels = ACTIVATIONS[patient["activation"]]["labels"]
+    monitor = ExamMonitor(widths, patient["activation"])
     reports = []
     busy = 0.0
     tick = perf_counter()
-    for network, report in patient_run(patient, samples, monitor):
-        report["update_ratio"] = monitor.update_ratio(network)
+    for _, report in dosed_run(patient, samples, monitor):
         busy += perf_counter() - tick
-        reports.append(report)
         warnings = all_warnings(report)
+        first_sign = bool(warnings) and not any(map(all_warnings, reports))
+        reports.append(report)
         halting = halt_on_warning and bool(warnings)
         last = halting or report["epoch"] == patient["epochs"]
-        if report["epoch"] % report_every == 0 or last:
-            lines = chart_lines(label, report, show_histogram=last)
+        if report["epoch"] % report_every == 0 or last or first_sign:
+            lines = chart_lines(label, report, show_histogram=last, labels=labels)
+            if first_sign:
+                lines.insert(1, "first sign: the first epoch with a warning")
             lines += update_ratio_lines(report) + warning_lines(warnings)
             print("\n".join(lines) + "\n")
         if halting:
@@ -936,16 +1193,21 @@ def examine(patient, samples, report_every, halt_on_warning=False, charset="unic
             break
         tick = perf_counter()
     print("\n".join(trend_lines(reports, charset)))
-    print("\n".join(histogram_heatmap(reports, charset)))
+    print("\n".join(histogram_heatmap(reports, charset, labels)))
     print(verdict(reports))
     if timing:
-        training = busy - monitor.seconds
-        print(
-            f"timing: training {training:.2f}s, monitor {monitor.seconds:.2f}s "
-            f"({100.0 * monitor.seconds / training:.0f}% of training)"
-        )
+        print(timing_line(busy, monitor))
     print()
     return reports
+
+
+def timing_line(busy, monitor):
+    training = busy - monitor.lesson_seconds - monitor.ratio_seconds
+    return (
+        f"timing: training {training:.2f}s; the lesson's six readings {monitor.lesson_seconds:.2f}s"
+        f" ({100.0 * monitor.lesson_seconds / training:.0f}% of training); the update/weight "
+        f"ratio {monitor.ratio_seconds:.2f}s ({100.0 * monitor.ratio_seconds / training:.0f}%)"
+    )
 
 
 def json_records(patient, reports):
@@ -964,6 +1226,9 @@ RUN_KEYS = (
     "weight_scale_override",
     "learning_rate",
     "layer_widths",
+    "activation",
+    "norm",
+    "clip",
     "epochs",
     "data_seed",
     "network_seed",

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +29,8 @@ def patient_reports():
         patient = dict(main.PATIENTS[name], network_seed=11)
         widths = patient["layer_widths"]
         samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
-        monitor = main.ExamMonitor(widths, patient["learning_rate"])
-        reports[name] = []
-        for network, report in main.patient_run(patient, samples, monitor):
-            report["update_ratio"] = monitor.update_ratio(network)
-            reports[name].append(report)
+        monitor = main.ExamMonitor(widths, patient["activation"])
+        reports[name] = [report for _, report in main.dosed_run(patient, samples, monitor)]
     return reports
 
 
@@ -104,21 +102,26 @@ def test_outer_product_std_matches_a_hand_computation():
 
 
 def test_update_ratio_matches_a_hand_computation_on_a_tiny_network():
-    network = main.init_network([2, 3, 2], "kaiming", None, seed=4)
+    # Per step: std(lr * dW) / std(W before the step), dW built in full; the
+    # epoch's reading is the arithmetic mean over its steps.
+    patient = dict(main.PATIENTS["healthy"], layer_widths=[2, 3, 2], epochs=1, network_seed=4)
+    patient["learning_rate"] = 0.1
     samples = [([1.0, -0.5], 0), ([0.3, 0.8], 1)]
-    learning_rate = 0.1
-    monitor = main.ExamMonitor([2, 3, 2], learning_rate)
-    update_stds = []
-    for inputs, target_class in samples:
+    network = main.init_network([2, 3, 2], "kaiming", None, seed=4)
+    order = [0, 1]
+    random.Random(4).shuffle(order)
+    ratios = []
+    for index in order:
+        inputs, target_class = samples[index]
         trace = main.forward_with_trace(network, inputs)
         pre_grads, weight_grads, _ = main.backward(network, trace, target_class)
-        update = [learning_rate * g for row in weight_grads[0] for g in row]  # all 6 entries
-        update_stds.append(main.mean_and_std(update)[1])
-        monitor.record(trace, pre_grads)
-        main.sgd_step(network, trace, pre_grads, learning_rate)
-    weight_std = main.mean_and_std([w for row in network[0][0] for w in row])[1]
-    expected = (update_stds[0] + update_stds[1]) / 2 / weight_std
-    assert monitor.update_ratio(network) == [pytest.approx(expected, rel=1e-12)]
+        update = [0.1 * g for row in weight_grads[0] for g in row]  # all 6 entries
+        weights = [w for row in network[0][0] for w in row]
+        ratios.append(main.mean_and_std(update)[1] / main.mean_and_std(weights)[1])
+        main.sgd_step(network, trace, pre_grads, 0.1)
+    monitor = main.ExamMonitor([2, 3, 2])
+    ((_, report),) = main.dosed_run(patient, samples, monitor)
+    assert report["update_ratio"] == [pytest.approx((ratios[0] + ratios[1]) / 2, rel=1e-12)]
 
 
 def test_sgd_step_moves_every_weight_by_its_gradient():
