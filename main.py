@@ -149,26 +149,35 @@ def init_network(layer_widths, init_mode, weight_scale_override, seed):
     """Random weights and zero biases: a list of (weights, biases) per layer.
 
     weights has fan_out rows of fan_in floats, so matvec(weights, signal) maps
-    a layer's input to its pre-activation. The weight std is
-      "kaiming": sqrt(2 / fan_in), which keeps a ReLU layer's variance steady;
-      "xavier":  sqrt(2 / (fan_in + fan_out)), Glorot's choice for tanh;
-      "bad":     weight_scale_override, whatever dose you give it.
-    A weight_scale_override replaces the std of any mode.
+    a layer's input to its pre-activation; init_std gives their std.
     """
     rng = random.Random(seed)
     network = []
     for fan_in, fan_out in pairwise(layer_widths):
-        if weight_scale_override is not None:
-            scale = weight_scale_override
-        elif init_mode == "kaiming":
-            scale = math.sqrt(2.0 / fan_in)
-        elif init_mode == "xavier":
-            scale = math.sqrt(2.0 / (fan_in + fan_out))
-        else:
-            raise ValueError(f"init_mode {init_mode!r} needs a weight_scale_override")
+        scale = init_std(fan_in, fan_out, init_mode, weight_scale_override)
         weights = [[rng.gauss(0.0, scale) for _ in range(fan_in)] for _ in range(fan_out)]
         network.append((weights, [0.0] * fan_out))
     return network
+
+
+def init_std(fan_in, fan_out, init_mode, weight_scale_override):
+    """The weight std of one layer:
+      "kaiming":  sqrt(2 / fan_in), which keeps a ReLU layer's variance steady;
+      "xavier":   sqrt(2 / (fan_in + fan_out)), Glorot's choice for tanh;
+      "standard": sqrt(1 / (3 fan_in)), the std of the uniform [-1/sqrt(fan_in),
+                  1/sqrt(fan_in)] that Glorot and Bengio call standard;
+      "bad":      weight_scale_override, whatever dose you give it.
+    A weight_scale_override replaces the std of any mode.
+    """
+    if weight_scale_override is not None:
+        return weight_scale_override
+    if init_mode == "kaiming":
+        return math.sqrt(2.0 / fan_in)
+    if init_mode == "xavier":
+        return math.sqrt(2.0 / (fan_in + fan_out))
+    if init_mode == "standard":
+        return math.sqrt(1.0 / (3.0 * fan_in))
+    raise ValueError(f"init_mode {init_mode!r} needs a weight_scale_override")
 
 
 # ----------------------------------------------------------------------------
@@ -1130,8 +1139,8 @@ def histogram_heatmap(reports, charset, labels=HISTOGRAM_LABELS):
 
 def verdict(reports):
     """One line: whether and when the run diverged, and the first epoch with a
-    warning, its lowest sick layer and the loss then (beside the loss at epoch
-    1: had the loss curve noticed?); or that no warning was raised."""
+    warning, the loss then (beside the loss at epoch 1: had the loss curve
+    noticed?) and where its diseases start; or that no warning was raised."""
     warned = next((report for report in reports if all_warnings(report)), None)
     if warned is None:
         last = reports[-1]
@@ -1143,9 +1152,9 @@ def verdict(reports):
     more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
     line = (
         f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
-        f"{since}: {warnings[0]}{more}; layer {warning_layer(warnings[0])} is the lowest sick "
-        "layer, the likely origin."
+        f"{since}: {warnings[0]}{more}."
     )
+    line = " ".join([line, *origins(warned, warnings)])
     diverged = next((report for report in reports if diverged_in(report)), None)
     if diverged:
         nonfinite = sum(diverged["nonfinite_count"])
@@ -1154,6 +1163,53 @@ def verdict(reports):
             f"the hidden layers, loss {format_loss(diverged['loss'])}); {line}"
         )
     return f"verdict: {line}"
+
+
+# The words that mark each kind of warning, in flag_issues' and
+# flag_update_ratio's own wording.
+WARNING_KINDS = {
+    "dead neurons": "dead neurons",
+    "vanishing gradients": "(vanishing)",
+    "exploding gradients": "(exploding)",
+    "saturation": "saturating",
+    "signal collapse": "(signal collapse)",
+    "non-finite values": "non-finite values",
+    "update too large": "(too large)",
+    "update too small": "(too small)",
+}
+# A forward disease is carried up by the activations, so it starts at the
+# lowest layer showing it; a backward one is carried down by the gradients,
+# so it starts at the top and is worst at layer 1.
+FORWARD_DISEASES = ("dead neurons", "saturation", "signal collapse")
+BACKWARD_DISEASES = ("vanishing gradients", "exploding gradients")
+
+
+def warning_kind(warning):
+    return next(kind for kind, words in WARNING_KINDS.items() if words in warning)
+
+
+def origins(report, warnings):
+    """Where each family of disease in these warnings starts, in words."""
+    kinds = {warning_kind(warning) for warning in warnings}
+    sentences = []
+    forward = [kind for kind in FORWARD_DISEASES if kind in kinds]
+    if forward:
+        lowest = min(warning_layer(w) for w in warnings if warning_kind(w) in forward)
+        many = len(forward) > 1 or forward[0].endswith("s")
+        sentences.append(
+            f"{' and '.join(forward).capitalize()} "
+            + ("travel forward: they start" if many else "travels forward: it starts")
+            + f" at layer {lowest}, the lowest layer showing {'them' if many else 'it'}."
+        )
+    backward = [kind for kind in BACKWARD_DISEASES if kind in kinds]
+    if backward:
+        top = len(report["gradient_std"])
+        sentences.append(
+            f"{' and '.join(backward).capitalize()} travel backward, from the top: the "
+            f"gradient std {change(report['gradient_std'][-1], report['gradient_std'][0])} "
+            f"from layer {top} down to layer 1."
+        )
+    return sentences
 
 
 def diverged_in(report):
@@ -1208,6 +1264,233 @@ def timing_line(busy, monitor):
         f" ({100.0 * monitor.lesson_seconds / training:.0f}% of training); the update/weight "
         f"ratio {monitor.ratio_seconds:.2f}s ({100.0 * monitor.ratio_seconds / training:.0f}%)"
     )
+
+
+# ----------------------------------------------------------------------------
+# The founding experiments: Glorot and Bengio (2010), He et al. (2015)
+#
+# Both papers start from one fact: a layer z = W x with fan_in inputs and
+# weights of variance Var(W), drawn independently of x, gives
+#   Var(z) = fan_in * Var(W) * E[x^2].
+# In tanh's linear regime E[x^2] = Var(z below); after a ReLU only the positive
+# half passes, so E[x^2] = Var(z below) / 2. Gradients flow back the same way,
+# through fan_out instead of fan_in. Each layer thus multiplies the variance by
+# fan * Var(W) (halved for ReLU): below 1 the signal dies out layer by layer,
+# above 1 it explodes.
+
+LINEAR_REGIME_GAIN = {"tanh": 1.0, "relu": 0.5}  # E[x^2] / Var(z below)
+LEARNS_BELOW = 0.9  # "learns": the final loss is under 90% of chance, ln(classes)
+
+EXPERIMENTS = {
+    "glorot-bengio": dict(
+        title="Glorot and Bengio (2010): a 5-layer tanh network at initialization",
+        activation="tanh",
+        layer_widths=[32] * 6 + [4],  # 32 features, 5 hidden layers of 32, 4 classes
+        sample_count=200,
+        inits=("standard", "xavier"),
+        epochs=0,
+        learning_rate=None,
+        paper="Glorot and Bengio (2010), Sec. 4.2: with the standard initialization, "
+        "activations shrink from layer to layer going up and back-propagated gradients "
+        "shrink going down; their normalized (Xavier) initialization keeps both about "
+        "the same at every layer.",
+    ),
+    "he": dict(
+        title="He et al. (2015): a 30-layer ReLU network, Xavier against Kaiming",
+        activation="relu",
+        layer_widths=[8] + [16] * 30 + [4],  # the toy task, 30 hidden layers of 16
+        sample_count=80,
+        inits=("xavier", "kaiming"),
+        epochs=10,
+        learning_rate=0.005,
+        paper="He et al. (2015), Sec. 2.2 and Fig. 3: a 30-layer ReLU network with Xavier "
+        "initialization stalls and does not learn; with their initialization it converges.",
+    ),
+}
+
+
+def measure_at_init(experiment, init_mode, samples, network_seed):
+    """Forward and backward every sample through a fresh network, without a
+    step. Returns the lesson's report of the readings, each hidden layer's
+    pre-activation std, and the theory's prediction of both stds."""
+    widths, activation = experiment["layer_widths"], experiment["activation"]
+    network = init_network(widths, init_mode, None, network_seed)
+    monitor = TrainingMonitor(widths)
+    output_grads = []
+    for inputs, target_class in samples:
+        trace = dosed_forward(network, [], inputs, activation)
+        grads, _ = dosed_backward(network, [], trace, target_class, activation)
+        monitor.record(trace, grads)
+        output_grads += grads[-1]
+    report = monitor.report()
+    pre_stds = [mean_and_std(finite(pre))[1] for pre in monitor.pre_activations_per_layer]
+    inputs = [value for features, _ in samples for value in features]
+    predicted_pre, predicted_grad = predicted_stds(
+        experiment,
+        init_mode,
+        mean_square(inputs),
+        pre_stds,
+        report["gradient_std"],
+        mean_square(output_grads),
+    )
+    return report, pre_stds, predicted_pre, predicted_grad
+
+
+def mean_square(values):
+    return exact_sum([value * value for value in values]) / len(values)
+
+
+def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, grad_stds, top_mean_square):
+    """What the variance law predicts for each hidden layer, one layer at a
+    time from the measured layer before it (below for the forward pass, above
+    for the gradients), so that every row tests the law on its own."""
+    widths = experiment["layer_widths"]
+    gain = LINEAR_REGIME_GAIN[experiment["activation"]]
+    weight_variance = [
+        init_std(fan_in, fan_out, init_mode, None) ** 2 for fan_in, fan_out in pairwise(widths)
+    ]
+    # Forward: the data feeds layer 1; layer l gets the activation of l - 1.
+    below = [input_mean_square] + [gain * std * std for std in pre_stds[:-1]]
+    forward = [
+        math.sqrt(fan_in * variance * mean_sq)
+        for fan_in, variance, mean_sq in zip(widths, weight_variance, below)
+    ]
+    # Backward: layer l gets the gradient of l + 1 (the output's for the top
+    # one) through the weights above it, fan_out wide, then the activation.
+    above = [std * std for std in grad_stds[1:]] + [top_mean_square]
+    backward = [
+        math.sqrt(gain * fan_out * variance * mean_sq)
+        for fan_out, variance, mean_sq in zip(widths[2:], weight_variance[1:], above)
+    ]
+    return forward, backward
+
+
+def run_experiment(name, data_seed, network_seed):
+    """Print one experiment; return its JSON records, one per init and layer."""
+    experiment = EXPERIMENTS[name]
+    widths = experiment["layer_widths"]
+    samples = make_training_data(experiment["sample_count"], widths[0], widths[-1], data_seed)
+    hidden = widths[1:-1]
+    print(f"=== {experiment['title']} ===")
+    print(
+        f"{experiment['activation']} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-"
+        f"{widths[-1]}, {len(samples)} samples of the toy task (data seed {data_seed}, "
+        f"network seed {network_seed})"
+    )
+    print(
+        "theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below)"
+        + (", halved after a ReLU" if experiment["activation"] == "relu" else " (tanh ~ linear)")
+        + "; gradients likewise going down, with fan_out"
+    )
+    gain = LINEAR_REGIME_GAIN[experiment["activation"]]
+    records, shrink = [], {}
+    for init_mode in experiment["inits"]:
+        report, pre_stds, predicted_pre, predicted_grad = measure_at_init(
+            experiment, init_mode, samples, network_seed
+        )
+        # A typical hidden layer's factor: fan * Var(W), halved after a ReLU.
+        factor = gain * widths[2] * init_std(widths[1], widths[2], init_mode, None) ** 2
+        print()
+        print(
+            f"{init_mode} init, at initialization: in theory each layer multiplies the "
+            f"variance by {factor:.2f}"
+        )
+        print("layer |  act std |  pre std |   theory |  grad std |    theory")
+        for index, pre_std in enumerate(pre_stds):
+            print(
+                f"{index + 1:>5} | {readable(report['activation_std'][index], '8.2e')} | "
+                f"{readable(pre_std, '8.2e')} | {readable(predicted_pre[index], '8.2e')} | "
+                f"{readable(report['gradient_std'][index], '9.2e')} | "
+                f"{readable(predicted_grad[index], '9.2e')}"
+            )
+            records.append(
+                dict(
+                    experiment=name,
+                    init=init_mode,
+                    layer=index + 1,
+                    activation_std=report["activation_std"][index],
+                    gradient_std=report["gradient_std"][index],
+                    pre_activation_std=pre_std,
+                    predicted_pre_activation_std=predicted_pre[index],
+                    predicted_gradient_std=predicted_grad[index],
+                )
+            )
+        shrink[init_mode] = (
+            change(report["activation_std"][0], report["activation_std"][-1]),
+            change(report["gradient_std"][-1], report["gradient_std"][0]),
+        )
+    print()
+    losses = train_experiment(experiment, samples, network_seed) if experiment["epochs"] else {}
+    print(experiment_finding(experiment, shrink, losses))
+    print(f"paper: {experiment['paper']}")
+    print()
+    return records
+
+
+def train_experiment(experiment, samples, network_seed):
+    """Train one network per init; print the loss of every epoch side by side."""
+    widths = experiment["layer_widths"]
+    losses = {}
+    for init_mode in experiment["inits"]:
+        patient = dict(
+            layer_widths=widths,
+            init_mode=init_mode,
+            weight_scale_override=None,
+            learning_rate=experiment["learning_rate"],
+            activation=experiment["activation"],
+            norm="none",
+            clip=None,
+            epochs=experiment["epochs"],
+            network_seed=network_seed,
+        )
+        runs = dosed_run(patient, samples, ExamMonitor(widths, experiment["activation"]))
+        losses[init_mode] = [report["loss"] for _, report in runs]
+    inits = experiment["inits"]
+    print(
+        f"training, lr={experiment['learning_rate']:g} (chance: ln {widths[-1]} = "
+        f"{math.log(widths[-1]):.3f}):"
+    )
+    print("epoch | " + " | ".join(f"{init_mode + ' loss':>12}" for init_mode in inits))
+    for epoch in range(experiment["epochs"]):
+        print(
+            f"{epoch + 1:>5} | "
+            + " | ".join(f"{format_loss(losses[init_mode][epoch]):>12}" for init_mode in inits)
+        )
+    print()
+    return losses
+
+
+def experiment_finding(experiment, shrink, losses):
+    """The finding in words, every number from this run."""
+    last = len(experiment["layer_widths"]) - 2
+    parts = []
+    for init_mode, (activation_change, gradient_change) in shrink.items():
+        part = (
+            f"{init_mode}: activation std {activation_change} from layer 1 to {last}, "
+            f"gradient std {gradient_change} from layer {last} down to 1"
+        )
+        if init_mode in losses:
+            chance = math.log(experiment["layer_widths"][-1])
+            learned = losses[init_mode][-1] < LEARNS_BELOW * chance
+            part += (
+                f", and after {len(losses[init_mode])} epochs the loss is "
+                f"{format_loss(losses[init_mode][-1])}: "
+                + ("it learns" if learned else "it does not learn")
+            )
+        parts.append(part)
+    return "finding: " + "; ".join(parts) + "."
+
+
+def change(start, end):
+    """How a positive reading changes from start to end, in words:
+    'shrinks 18x', 'grows 2.5x', 'falls to 0'."""
+    if not (math.isfinite(start) and math.isfinite(end)) or start <= 0.0 or end < 0.0:
+        return "cannot be compared (n/a)"
+    if end == 0.0:
+        return "falls to 0"
+    if start >= end:
+        return f"shrinks {start / end:.3g}x"
+    return f"grows {end / start:.3g}x"
 
 
 def json_records(patient, reports):

@@ -154,13 +154,29 @@ def test_sparkline_marks_zero_and_nonfinite_values():
     assert main.sparkline([0.0, 0.5, 1.0], 0.0, 1.0, False, "ascii") == ".+@"
 
 
-def test_verdict_names_the_first_warning_epoch_and_lowest_sick_layer(capsys):
+def test_verdict_names_the_first_warning_epoch_and_where_it_starts(capsys):
     _, out = examine("dead", capsys)
     assert (
         "verdict: first warning at epoch 3, loss then 1.4892 (epoch 1: 1.6300): "
         "Layer 3: 56% dead neurons (9/16)"
     ) in out
-    assert "layer 3 is the lowest sick layer" in out
+    assert "Dead neurons travel forward: they start at layer 3, the lowest layer" in out
+
+
+def test_a_backward_disease_is_traced_from_the_top():
+    report = {"gradient_std": [1e-6, 1e-4, 1e-2], "activation_std": [1.0, 1.0, 1.0]}
+    warnings = ["Layer 1: gradient std 1.00e-06 (vanishing)"]
+    assert main.origins(report, warnings) == [
+        "Vanishing gradients travel backward, from the top: the gradient std shrinks 1e+04x "
+        "from layer 3 down to layer 1."
+    ]
+
+
+def test_change_says_how_a_reading_moves():
+    assert main.change(10.0, 1.0) == "shrinks 10x"
+    assert main.change(1.0, 2.5) == "grows 2.5x"
+    assert main.change(3.0, 0.0) == "falls to 0"
+    assert main.change(math.nan, 1.0) == "cannot be compared (n/a)"
 
 
 def test_halt_on_warning_stops_at_the_first_warning_epoch(capsys):
