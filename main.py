@@ -20,11 +20,12 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import tempfile
 from bisect import bisect_right
 from functools import reduce
-from itertools import chain, pairwise
+from itertools import pairwise
 from operator import add, mul
 from time import perf_counter
 
@@ -962,7 +963,7 @@ class ExamMonitor(TrainingMonitor):
         whose weights have no finite spread left has no ratio and is skipped."""
         start = perf_counter()
         for index in range(self.num_hidden_layers):
-            weight_std = mean_and_std(list(chain.from_iterable(network[index][0])))[1]
+            weight_std = weights_std(network[index][0])
             update_std = step_size * outer_product_std(
                 pre_activation_grads[index], trace["layer_inputs"][index]
             )
@@ -987,6 +988,21 @@ class ExamMonitor(TrainingMonitor):
         ]
         self.lesson_seconds += perf_counter() - start
         return report
+
+
+def weights_std(weights):
+    """std of all of a layer's weights, NaN once one is not finite.
+
+    Two passes as in mean_and_std, but row by row so that the work stays in
+    C: the rows' sums give the mean, each row's distance from it the spread.
+    """
+    count = len(weights) * len(weights[0])
+    try:
+        centre = math.fsum(map(math.fsum, weights)) / count
+    except (OverflowError, ValueError):  # inf - inf
+        return math.nan
+    centre_row = [centre] * len(weights[0])
+    return math.hypot(*[math.dist(row, centre_row) for row in weights]) / math.sqrt(count)
 
 
 def outer_product_std(column, row):
@@ -1076,8 +1092,9 @@ TRENDS = (
 )
 
 
-def trend_lines(reports, charset):
-    """Each reading of each layer across the epochs, one character per epoch.
+def trend_lines(reports, charset, not_applicable=()):
+    """Each reading of each layer across the epochs, one character per epoch
+    (but the readings not_applicable to the activation).
 
     Log-scaled readings share one scale across the layers, from the smallest
     to the largest positive value of the run; shares run from 0 to 1.
@@ -1088,6 +1105,8 @@ def trend_lines(reports, charset):
     ]
     layer_count = len(reports[0]["activation_std"])
     for key, title, log_scale, per_neuron in TRENDS:
+        if key in not_applicable:
+            continue
         rows = [[report[key][layer] for report in reports] for layer in range(layer_count)]
         if per_neuron:
             widths = reports[0]["layer_neuron_count"]
@@ -1248,7 +1267,11 @@ def examine(patient, samples, report_every, halt_on_warning=False, charset="unic
             print(f"halted at epoch {report['epoch']}: the first warning stops the visit.\n")
             break
         tick = perf_counter()
-    print("\n".join(trend_lines(reports, charset)))
+    print(
+        "\n".join(
+            trend_lines(reports, charset, ACTIVATIONS[patient["activation"]]["not_applicable"])
+        )
+    )
     print("\n".join(histogram_heatmap(reports, charset, labels)))
     print(verdict(reports))
     if timing:
@@ -1264,6 +1287,46 @@ def timing_line(busy, monitor):
         f" ({100.0 * monitor.lesson_seconds / training:.0f}% of training); the update/weight "
         f"ratio {monitor.ratio_seconds:.2f}s ({100.0 * monitor.ratio_seconds / training:.0f}%)"
     )
+
+
+# ----------------------------------------------------------------------------
+# Seeds or dose? The same patient over many seed pairs
+
+
+def seed_summary(patient, seed_count):
+    """Train the patient on seed_count seed pairs, pair k being its data and
+    network seeds plus k, without charts. Returns the summary's lines: per
+    warning kind, on how many runs it fired and the median epoch it first
+    did; the median final loss; and how many runs never warned."""
+    first_epochs = {kind: [] for kind in WARNING_KINDS}
+    final_losses, silent = [], 0
+    for k in range(seed_count):
+        run = dict(patient, network_seed=patient["network_seed"] + k)
+        widths = run["layer_widths"]
+        samples = make_training_data(
+            run["sample_count"], widths[0], widths[-1], run["data_seed"] + k
+        )
+        first = {}
+        for _, report in dosed_run(run, samples, ExamMonitor(widths, run["activation"])):
+            for warning in all_warnings(report):
+                first.setdefault(warning_kind(warning), report["epoch"])
+        for kind, epoch in first.items():
+            first_epochs[kind].append(epoch)
+        final_losses.append(report["loss"])
+        silent += not first
+    lines = [
+        f"=== {patient['label']} | {seed_count} seed pairs: data seeds "
+        f"{patient['data_seed']}..{patient['data_seed'] + seed_count - 1}, network seeds "
+        f"{patient['network_seed']}..{patient['network_seed'] + seed_count - 1} ===",
+        "warning kind        |  runs | median first epoch",
+    ]
+    for kind, epochs in first_epochs.items():
+        if epochs:
+            runs = f"{len(epochs)}/{seed_count}"
+            lines.append(f"{kind:<19} | {runs:>5} | {statistics.median(epochs):g}")
+    lines.append(f"median final loss: {format_loss(statistics.median(final_losses))}")
+    lines.append(f"no warning: {silent} of {seed_count} seed pairs")
+    return lines
 
 
 # ----------------------------------------------------------------------------
