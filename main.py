@@ -74,11 +74,14 @@ def exact_sum(values):
 
 
 def matvec(weights, vector):
-    """Multiply a matrix (a list of rows) by a vector."""
+    """Multiply a matrix (a list of rows, or any iterable of rows) by a vector."""
+    # The fallback reads the rows a second time; an iterator of rows, like the
+    # columns zip(*weights) of backprop, can be read only once: keep its rows.
+    rows = weights if isinstance(weights, list) else list(weights)
     try:
-        return [math.fsum(map(mul, row, vector)) for row in weights]
+        return [math.fsum(map(mul, row, vector)) for row in rows]
     except (OverflowError, ValueError):  # see exact_sum
-        return [exact_sum(list(map(mul, row, vector))) for row in weights]
+        return [exact_sum(list(map(mul, row, vector))) for row in rows]
 
 
 def add_vectors(left, right):
