@@ -327,12 +327,19 @@ REPORT_KEYS = (
 
 
 def count_dead_neurons(post, width):
-    """Neurons whose maximum output over the epoch stayed 0: they never fired.
+    """Neurons whose maximum finite output over the epoch stayed 0: they never fired.
 
     post holds the layer's outputs sample after sample, so neuron j's outputs
-    are post[j::width]; a ReLU output is never below 0.
+    are post[j::width]; a ReLU output is never below 0. A NaN output (of a
+    diverged network) says nothing about firing, and max() with a NaN depends
+    on where the NaN stands, so only finite outputs count; a neuron with none
+    is not called dead (nonfinite_count reports it).
     """
-    return sum(1 for neuron in range(width) if not max(post[neuron::width], default=0.0) > 0.0)
+    return sum(1 for neuron in range(width) if never_fired(finite(post[neuron::width])))
+
+
+def never_fired(outputs):
+    return bool(outputs) and max(outputs) <= 0.0
 
 
 def finite(values):

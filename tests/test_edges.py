@@ -1,5 +1,7 @@
 """Edge cases: odd inputs, odd files, odd streams and signals, exact wording."""
 
+import pytest
+
 import main
 
 
@@ -13,3 +15,34 @@ def test_matvec_of_an_iterator_of_rows_matches_the_list_version_after_an_overflo
     assert main.matvec(iter(weights), vector) == expected
     columns = [list(column) for column in zip(*weights)]
     assert main.matvec(zip(*columns), vector) == expected
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("outputs", "dead"),
+    [
+        ([0.0, 0.0, 0.0], 1),
+        ([0.0, 0.5, 0.0], 0),
+        ([NAN, NAN, NAN], 0),  # no finite output: not dead, just diverged
+        ([], 0),
+    ],
+)
+def test_a_neuron_is_dead_when_every_finite_output_is_zero(outputs, dead):
+    assert main.count_dead_neurons(outputs, 1) == dead
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 3])
+def test_a_nan_anywhere_in_a_neurons_outputs_does_not_change_the_count(position):
+    for outputs, dead in (([0.0, 0.0, 0.0], 1), ([0.0, 2.0, 0.0], 0)):
+        with_nan = [*outputs]
+        with_nan.insert(position, NAN)
+        assert main.count_dead_neurons(with_nan, 1) == dead
+
+
+def test_dead_neurons_are_counted_per_neuron_in_sample_order():
+    # two samples of a 3-wide layer: neuron 0 never fires, neuron 1 fires once,
+    # neuron 2 has only NaN outputs
+    post = [0.0, 0.0, NAN, 0.0, 3.0, NAN]
+    assert main.count_dead_neurons(post, 3) == 1
