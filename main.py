@@ -422,20 +422,25 @@ def format_loss(value):
 
 
 def health_table(report):
-    """The lesson's per-layer table, one row per hidden layer."""
+    """The lesson's per-layer table, one row per hidden layer.
+
+    The dead column is 5 wide, as in the lesson, unless a count like
+    1000/1000 needs more: then it widens for the whole table.
+    """
+    deads = [f"{d}/{n}" for d, n in zip(report["dead_count"], report["layer_neuron_count"])]
+    dead_width = max([5, *map(len, deads)])
     lines = [
-        "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %",
-        "----- | --------- | -------- | --------- | --------- | ----- | -----",
+        f"layer |  act mean |  act std |  grad std |  max grad | {'dead':>{dead_width}} | sat %",
+        f"----- | --------- | -------- | --------- | --------- | {'-' * dead_width} | -----",
     ]
-    for index in range(len(report["activation_mean"])):
-        dead = f"{report['dead_count'][index]}/{report['layer_neuron_count'][index]}"
+    for index, dead in enumerate(deads):
         saturation = readable(report["saturation_rate"][index], ".0%")
         lines.append(
             f"{index + 1:>5} | {format_activation(report['activation_mean'][index]):>9} | "
             f"{format_activation(report['activation_std'][index]):>8} | "
             f"{readable(report['gradient_std'][index], '.2e'):>9} | "
             f"{readable(report['gradient_max'][index], '.2e'):>9} | "
-            f"{dead:>5} | {saturation:>5}"
+            f"{dead:>{dead_width}} | {saturation:>5}"
         )
     return lines
 

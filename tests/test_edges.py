@@ -46,3 +46,43 @@ def test_dead_neurons_are_counted_per_neuron_in_sample_order():
     # neuron 2 has only NaN outputs
     post = [0.0, 0.0, NAN, 0.0, 3.0, NAN]
     assert main.count_dead_neurons(post, 3) == 1
+
+
+def one_layer_report(dead, width, **changes):
+    report = {
+        "activation_mean": [0.5],
+        "activation_std": [1.0],
+        "gradient_std": [1e-2],
+        "gradient_max": [0.1],
+        "dead_count": [dead],
+        "saturation_rate": [0.0],
+        "layer_neuron_count": [width],
+        "histogram": [[0] * len(main.HISTOGRAM_LABELS)],
+        "nonfinite_count": [0],
+        "update_ratio": [1e-3],
+        "epoch": 1,
+        "loss": 0.5,
+    }
+    report.update(changes)
+    return report
+
+
+def test_the_dead_column_widens_for_the_whole_table_when_a_count_needs_it():
+    report = one_layer_report(0, 16)
+    for key in ("activation_mean", "activation_std", "gradient_std", "gradient_max"):
+        report[key] = report[key] * 3
+    report["saturation_rate"] = [0.0] * 3
+    report["dead_count"] = [12, 1000, 0]
+    report["layer_neuron_count"] = [16, 1000, 12345]
+    lines = main.health_table(report)
+    bars = [[index for index, char in enumerate(line) if char == "|"] for line in lines]
+    assert all(positions == bars[0] for positions in bars)
+    assert lines[2].split(" | ")[5] == "    12/16"
+    assert lines[4].split(" | ")[5] == "  0/12345"
+
+
+def test_the_lesson_table_keeps_its_five_wide_dead_column():
+    lines = main.health_table(one_layer_report(3, 16))
+    assert lines[0] == "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %"
+    assert lines[1] == "----- | --------- | -------- | --------- | --------- | ----- | -----"
+    assert lines[2].endswith(" |  3/16 |    0%")
