@@ -370,6 +370,11 @@ def bucket_shares(counts):
     return [count / total for count in counts]
 
 
+def plural(count, noun):
+    """ "1 epoch", "2 epochs": a count and its noun, in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def flag_issues(report):
     warnings = []
     for layer_index in range(len(report["activation_mean"])):
@@ -397,7 +402,9 @@ def flag_issues(report):
             warnings.append(f"{layer_label}: activation std {activation_std:.2e} (signal collapse)")
         nonfinite_count = report["nonfinite_count"][layer_index]
         if nonfinite_count:
-            warnings.append(f"{layer_label}: {nonfinite_count} non-finite values (NaN/inf)")
+            warnings.append(
+                f"{layer_label}: {plural(nonfinite_count, 'non-finite value')} (NaN/inf)"
+            )
     return warnings
 
 
@@ -796,7 +803,7 @@ def trend_lines(reports, charset):
     to the largest positive value of the run; shares run from 0 to 1.
     """
     lines = [
-        f"trends over {len(reports)} epochs (one column per epoch; "
+        f"trends over {plural(len(reports), 'epoch')} (one column per epoch; "
         f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
     ]
     layer_count = len(reports[0]["activation_std"])
@@ -858,11 +865,11 @@ def verdict(reports):
     if warned is None:
         last = reports[-1]
         final_loss = format_loss(last["loss"])
-        return f"verdict: no warning in {last['epoch']} epochs; final loss {final_loss}."
+        return f"verdict: no warning in {plural(last['epoch'], 'epoch')}; final loss {final_loss}."
     warnings = all_warnings(warned)
     since = f" (epoch 1: {format_loss(reports[0]['loss'])})" if warned["epoch"] > 1 else ""
     others = len(warnings) - 1
-    more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
+    more = f" (+{plural(others, 'more warning')})" if others else ""
     line = (
         f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
         f"{since}: {warnings[0]}{more}; layer {warning_layer(warnings[0])} is the lowest sick "
@@ -872,8 +879,9 @@ def verdict(reports):
     if diverged:
         nonfinite = sum(diverged["nonfinite_count"])
         line = (
-            f"training diverged at epoch {diverged['epoch']} ({nonfinite} non-finite values in "
-            f"the hidden layers, loss {format_loss(diverged['loss'])}); {line}"
+            f"training diverged at epoch {diverged['epoch']} "
+            f"({plural(nonfinite, 'non-finite value')} in the hidden layers, "
+            f"loss {format_loss(diverged['loss'])}); {line}"
         )
     return f"verdict: {line}"
 
@@ -1119,7 +1127,8 @@ def describe_dosing(patient):
     else:
         init += " init"
     widths = "-".join(map(str, patient["layer_widths"]))
-    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {patient['epochs']} epochs"
+    epochs = plural(patient["epochs"], "epoch")
+    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {epochs}"
 
 
 def patient_runs(args, parser):
@@ -1216,7 +1225,7 @@ def command_line(argv):
             records += json_records(run, reports)
         if args.json:
             write_json_lines(args.json, records)
-            print(f"wrote {len(records)} reports to {args.json}")
+            print(f"wrote {plural(len(records), 'report')} to {args.json}")
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly; no JSON file was written.", file=sys.stderr)
         return 130

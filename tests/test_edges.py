@@ -86,3 +86,28 @@ def test_the_lesson_table_keeps_its_five_wide_dead_column():
     assert lines[0] == "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %"
     assert lines[1] == "----- | --------- | -------- | --------- | --------- | ----- | -----"
     assert lines[2].endswith(" |  3/16 |    0%")
+
+
+def test_counts_of_one_are_singular():
+    patient = dict(main.PATIENTS["healthy"], epochs=1)
+    assert main.describe_dosing(patient).endswith(", 1 epoch")
+    assert main.describe_dosing(main.PATIENTS["healthy"]).endswith(", 30 epochs")
+    report = one_layer_report(0, 16)
+    assert main.verdict([report]) == "verdict: no warning in 1 epoch; final loss 0.5000."
+    assert main.trend_lines([report], "ascii")[0].startswith("trends over 1 epoch (")
+    diverged = one_layer_report(0, 16, nonfinite_count=[1], loss=float("nan"))
+    assert "Layer 1: 1 non-finite value (NaN/inf)" in main.flag_issues(diverged)
+    line = main.verdict([diverged])
+    assert "(1 non-finite value in the hidden layers" in line
+    assert line.count("warning") == 1  # one warning: no "+N more"
+    two = one_layer_report(0, 16, nonfinite_count=[2], activation_std=[1e-9])
+    assert "(+1 more warning);" in main.verdict([two])
+    assert "Layer 1: 2 non-finite values (NaN/inf)" in main.flag_issues(two)
+
+
+def test_one_epoch_writes_1_report(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(f"wrote 1 report to {path}\n")
+    assert "=== HEALTHY (kaiming init, lr=0.05, widths 8-16-16-16-16-4, 1 epoch) |" in out
