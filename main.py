@@ -993,6 +993,17 @@ def write_json_lines(path, records):
 # The command line
 
 
+# Upper bounds that keep one run within memory (about 2.5 GB with every bound
+# reached at once) and, with the lesson's other values, within a few minutes.
+# Measured in pure Python: a float kept in a list costs ~32 bytes, and one
+# sample costs ~0.2 us per weight plus ~5 us per hidden neuron.
+MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; each epoch is one column of the trends
+MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size (30 epochs of 3 s)
+MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
+MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats per epoch: <= 1 GB
+MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad argument gets one line on stderr (and exit status 2)."""
 
@@ -1000,14 +1011,22 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def whole_number_above_zero(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number above 0")
-    return value
+def whole_number(low, high=None):
+    """An argparse type: a whole number from low to high (or up from low)."""
+    allowed = f"{low} or above" if high is None else f"from {low} to {high}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed: give a whole number {allowed}"
+            )
+        return value
+
+    return parse
 
 
 def number_above_zero(text):
@@ -1020,24 +1039,35 @@ def number_above_zero(text):
     return value
 
 
-def seed(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number") from None
-
-
 def layer_widths(text):
     try:
         widths = [int(part) for part in text.split(",")]
     except ValueError:
         widths = []
-    if len(widths) < 2 or min(widths) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: give two or more whole numbers above 0, "
-            "comma-separated, like 8,16,16,4"
-        )
+    problem = widths_problem(widths)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {problem}")
     return widths
+
+
+def widths_problem(widths):
+    """What is wrong with these layer widths, or "" if nothing."""
+    if len(widths) < 2 or not all(1 <= width <= MAX_WIDTH for width in widths):
+        return (
+            f"give whole numbers from 1 to {MAX_WIDTH}, comma-separated: the feature "
+            "count, one or more hidden widths, the class count, like 8,16,16,4"
+        )
+    if len(widths) == 2:
+        return "there is no hidden layer to examine: give one or more hidden widths, like 8,16,4"
+    if widths[-1] < 2:
+        return "one class is nothing to learn: give 2 or more classes (the last width)"
+    hidden = sum(widths[1:-1])
+    if hidden > MAX_HIDDEN_NEURONS:
+        return f"{hidden} hidden neurons: give at most {MAX_HIDDEN_NEURONS} in all"
+    weights = sum(map(mul, widths, widths[1:]))
+    if weights > MAX_WEIGHTS:
+        return f"{weights} weights: give widths with at most {MAX_WEIGHTS} in all"
+    return ""
 
 
 def build_parser():
@@ -1070,7 +1100,7 @@ def build_parser():
         "--scale", type=number_above_zero, help="weight std, overriding the init mode's"
     )
     dosing.add_argument("--lr", type=number_above_zero, help="learning rate")
-    dosing.add_argument("--epochs", type=whole_number_above_zero, help="epochs to train")
+    dosing.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="epochs to train")
     dosing.add_argument(
         "--widths",
         type=layer_widths,
@@ -1080,21 +1110,23 @@ def build_parser():
     )
     dosing.add_argument(
         "--samples",
-        type=whole_number_above_zero,
+        type=whole_number(1, MAX_SAMPLES),
         default=80,
         help="training samples, at least one per class (default 80)",
     )
-    dosing.add_argument("--data-seed", type=seed, default=7, help="data seed (default 7)")
+    dosing.add_argument(
+        "--data-seed", type=whole_number(0), default=7, help="data seed (default 7)"
+    )
     dosing.add_argument(
         "--network-seed",
-        type=seed,
+        type=whole_number(0),
         default=11,
         help="seed of the initial weights and the sample order (default 11)",
     )
     view = parser.add_argument_group("what to show")
     view.add_argument(
         "--report-every",
-        type=whole_number_above_zero,
+        type=whole_number(1),
         default=10,
         help="print the chart every N epochs, and at the last (default 10)",
     )

@@ -111,3 +111,62 @@ def test_one_epoch_writes_1_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.endswith(f"wrote 1 report to {path}\n")
     assert "=== HEALTHY (kaiming init, lr=0.05, widths 8-16-16-16-16-4, 1 epoch) |" in out
+
+
+def refusal(argv, capsys):
+    """The one stderr line of a refused command line (which must exit 2 and
+    print nothing on stdout)."""
+    with pytest.raises(SystemExit) as stop:
+        main.command_line(argv)
+    assert stop.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    return captured.err.rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("widths", "problem"),
+    [
+        ("8,4", "no hidden layer"),
+        ("8,16,1", "give 2 or more classes"),
+        ("8,100000000000,4", "from 1 to 1024"),
+        ("2000,16,4", "from 1 to 1024"),
+        ("8,1024,1,4", "1025 hidden neurons: give at most 1024"),
+        ("8,512,512,4", None),
+        ("8,512,512,128", "331776 weights: give widths with at most 300000"),
+        ("8," + "1," * 1025 + "4", "1025 hidden neurons"),
+    ],
+)
+def test_widths_need_a_hidden_layer_two_classes_and_a_size_that_fits(widths, problem, capsys):
+    if problem is None:
+        assert main.layer_widths(widths) == [8, 512, 512, 4]
+        return
+    line = refusal(["--widths", widths], capsys)
+    assert line.startswith(f"main.py: error: argument --widths: {widths!r} is not allowed: ")
+    assert problem in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "allowed"),
+    [
+        (["--epochs", "1001"], "from 1 to 1000"),
+        (["--samples", "10001"], "from 1 to 10000"),
+        (["--data-seed", "-5"], "0 or above"),
+        (["--network-seed", "-1"], "0 or above"),
+        (["--report-every", "0"], "1 or above"),
+    ],
+)
+def test_numbers_out_of_bounds_are_refused(argv, allowed, capsys):
+    line = refusal(argv, capsys)
+    assert line == (
+        f"main.py: error: argument {argv[0]}: {argv[1]!r} is not allowed: "
+        f"give a whole number {allowed}"
+    )
+
+
+def test_seed_zero_and_the_largest_bounds_are_allowed():
+    args = main.build_parser().parse_args(
+        ["--data-seed", "0", "--network-seed", "0", "--epochs", "1000", "--samples", "10000"]
+    )
+    assert (args.data_seed, args.network_seed, args.epochs, args.samples) == (0, 0, 1000, 10000)
