@@ -1177,6 +1177,10 @@ def patient_runs(args, parser):
         )
         if value is not None
     }
+    if args.init is not None and args.scale is None:
+        # An init mode given on the command line brings its own std: a
+        # patient's std override (sick's 1.0) must not silently outlive it.
+        overrides["weight_scale_override"] = None
     names = args.patient or (["custom"] if overrides else ["healthy", "sick"])
     runs = []
     for name in names:

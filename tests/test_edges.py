@@ -170,3 +170,20 @@ def test_seed_zero_and_the_largest_bounds_are_allowed():
         ["--data-seed", "0", "--network-seed", "0", "--epochs", "1000", "--samples", "10000"]
     )
     assert (args.data_seed, args.network_seed, args.epochs, args.samples) == (0, 0, 1000, 10000)
+
+
+def test_an_explicit_init_replaces_a_patients_std(capsys):
+    parser = main.build_parser()
+
+    def run(*argv):
+        (patient,) = main.patient_runs(parser.parse_args(["--patient", *argv]), parser)
+        return patient
+
+    kaiming = run("sick", "--init", "kaiming")
+    assert kaiming["weight_scale_override"] is None
+    assert kaiming["label"] == "SICK (kaiming init, lr=0.8, widths 8-16-16-16-16-4, 30 epochs)"
+    assert run("sick", "--init", "kaiming", "--scale", "0.3")["weight_scale_override"] == 0.3
+    assert run("sick", "--lr", "0.1")["weight_scale_override"] == 1.0  # no --init: std kept
+    # the saturated patient's 'bad' init has no std once --init bad is given anew
+    line = refusal(["--patient", "saturated", "--init", "bad"], capsys)
+    assert line.startswith("main.py: error: argument --init: 'bad' has no std of its own")
