@@ -1070,18 +1070,58 @@ def widths_problem(widths):
     return ""
 
 
+# The lesson's run, flag by flag: main() trains the lesson's two patients with
+# their own dosing (no --patient, no dosing flag) on data seed 7 and network
+# seed 11 with 80 samples, charts every 10 epochs, and shows none of the
+# examination's own views. These are the parser's defaults. A command line
+# asking for exactly this run gets main()'s output; any other, the full
+# examination. A new flag adds one entry: its value in the lesson's run.
+LESSON_RUN = {
+    "patient": None,
+    "init": None,
+    "scale": None,
+    "lr": None,
+    "epochs": None,
+    "widths": None,
+    "samples": 80,
+    "data_seed": 7,
+    "network_seed": 11,
+    "report_every": 10,
+    "halt_on_warning": False,
+    "json": None,
+    "timing": False,
+}
+# Flags that leave the lesson's run as it is: --ascii only changes the
+# examination's trend and heatmap characters, and --list-patients runs nothing.
+LESSON_NEUTRAL_FLAGS = ("ascii", "list_patients")
+
+
+def asks_for_the_lesson(args):
+    """Whether the arguments ask for exactly the lesson's run (LESSON_RUN)."""
+    asked = {name: value for name, value in vars(args).items() if name not in LESSON_NEUTRAL_FLAGS}
+    return asked == LESSON_RUN
+
+
 def build_parser():
+    healthy = PATIENTS["healthy"]
     parser = OneLineParser(
         prog="main.py",
-        description="Train patients and print their per-layer health charts. With no arguments, "
-        "the lesson's two patients; with any, the full examination (trends, heatmap, verdict).",
+        description="Train patients and print their per-layer health charts. The lesson's run "
+        f"(the healthy and the sick patient with their own dosing, data seed "
+        f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
+        f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs) "
+        "prints exactly what the lesson prints: you "
+        "get it with no arguments, or with flags that only repeat those defaults, and --ascii "
+        "leaves it as it is. Any other run (another patient, dosing, seed, sample count or "
+        "--report-every) and --patient, --json, --timing or --halt-on-warning get the full "
+        "examination: trends, heatmap and verdict.",
     )
     parser.add_argument(
         "--patient",
         action="append",
         choices=list(PATIENTS),
         metavar="NAME",
-        help="run this named patient (repeatable); see --list-patients",
+        help=f"run this patient (repeatable): {', '.join(PATIENTS)}; see --list-patients",
     )
     parser.add_argument(
         "--list-patients",
@@ -1090,45 +1130,67 @@ def build_parser():
     )
     dosing = parser.add_argument_group(
         "your own experiment",
-        "these set a custom patient's dosing (starting from healthy), "
-        "or override the dosing of every --patient",
+        "these set a custom patient's dosing (starting from healthy's), or override the "
+        "dosing of every --patient; a default 'the patient's' is the --patient's own dosing, "
+        "or healthy's for a custom patient. An --init without --scale drops a patient's std.",
     )
     dosing.add_argument(
-        "--init", choices=["kaiming", "xavier", "bad"], help="weight init; 'bad' needs --scale"
+        "--init",
+        choices=["kaiming", "xavier", "bad"],
+        help=f"weight init; 'bad' needs --scale (default: the patient's; healthy's "
+        f"{healthy['init_mode']})",
     )
     dosing.add_argument(
-        "--scale", type=number_above_zero, help="weight std, overriding the init mode's"
+        "--scale",
+        type=number_above_zero,
+        help="weight std, overriding the init mode's (default: the patient's, if any; "
+        "healthy has none)",
     )
-    dosing.add_argument("--lr", type=number_above_zero, help="learning rate")
-    dosing.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), help="epochs to train")
+    dosing.add_argument(
+        "--lr",
+        type=number_above_zero,
+        help=f"learning rate (default: the patient's; healthy's {healthy['learning_rate']:g})",
+    )
+    dosing.add_argument(
+        "--epochs",
+        type=whole_number(1, MAX_EPOCHS),
+        help=f"epochs to train, at most {MAX_EPOCHS} (default: the patient's; healthy's "
+        f"{healthy['epochs']})",
+    )
     dosing.add_argument(
         "--widths",
         type=layer_widths,
         metavar="8,16,...,4",
-        help="layer widths; the data follows them: the first is the feature "
-        "count, the last the class count",
+        help="layer widths; the data follows them: the feature count, one or more hidden "
+        f"widths, the class count (2 or more). Each at most {MAX_WIDTH}, the hidden ones at "
+        f"most {MAX_HIDDEN_NEURONS} in all, and at most {MAX_WEIGHTS} weights (default: the "
+        f"patient's; healthy's {','.join(map(str, healthy['layer_widths']))})",
     )
     dosing.add_argument(
         "--samples",
         type=whole_number(1, MAX_SAMPLES),
-        default=80,
-        help="training samples, at least one per class (default 80)",
+        default=LESSON_RUN["samples"],
+        help=f"training samples, at least one per class, at most {MAX_SAMPLES} "
+        "(default %(default)s)",
     )
     dosing.add_argument(
-        "--data-seed", type=whole_number(0), default=7, help="data seed (default 7)"
+        "--data-seed",
+        type=whole_number(0),
+        default=LESSON_RUN["data_seed"],
+        help="data seed, 0 or above (default %(default)s)",
     )
     dosing.add_argument(
         "--network-seed",
         type=whole_number(0),
-        default=11,
-        help="seed of the initial weights and the sample order (default 11)",
+        default=LESSON_RUN["network_seed"],
+        help="seed of the initial weights and the sample order, 0 or above (default %(default)s)",
     )
     view = parser.add_argument_group("what to show")
     view.add_argument(
         "--report-every",
         type=whole_number(1),
-        default=10,
-        help="print the chart every N epochs, and at the last (default 10)",
+        default=LESSON_RUN["report_every"],
+        help="print the chart every N epochs, and at the last (default %(default)s)",
     )
     view.add_argument(
         "--halt-on-warning",
@@ -1241,7 +1303,7 @@ def command_line(argv):
     if args.json:
         check_json_path(args.json, parser)
     try:
-        if not argv:
+        if asks_for_the_lesson(args):
             main()
             return 0
         records = []

@@ -1,5 +1,8 @@
 """Edge cases: odd inputs, odd files, odd streams and signals, exact wording."""
 
+import contextlib
+import io
+
 import pytest
 
 import main
@@ -187,3 +190,73 @@ def test_an_explicit_init_replaces_a_patients_std(capsys):
     # the saturated patient's 'bad' init has no std once --init bad is given anew
     line = refusal(["--patient", "saturated", "--init", "bad"], capsys)
     assert line.startswith("main.py: error: argument --init: 'bad' has no std of its own")
+
+
+@pytest.fixture(scope="module")
+def lesson_output():
+    """What main(), the lesson's run, prints."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main.main()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--data-seed", "7"],
+        ["--network-seed", "11", "--samples", "80", "--report-every", "10"],
+        ["--ascii"],
+    ],
+)
+def test_flags_that_repeat_the_lessons_values_keep_the_lessons_run(argv, lesson_output, capsys):
+    assert main.command_line(argv) == 0
+    assert capsys.readouterr().out == lesson_output
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--data-seed", "8"],
+        ["--network-seed", "12"],
+        ["--samples", "81"],
+        ["--report-every", "5"],
+        ["--epochs", "30"],  # a custom patient: one run with healthy's dosing
+        ["--patient", "healthy", "--patient", "sick"],
+        ["--timing"],
+        ["--halt-on-warning"],
+        ["--json", "out.jsonl"],
+    ],
+)
+def test_any_other_run_or_an_examination_view_gets_the_examination(argv):
+    args = main.build_parser().parse_args(argv)
+    assert not main.asks_for_the_lesson(args)
+
+
+def test_every_flag_has_its_lesson_value_or_leaves_the_lesson_alone():
+    flags = set(vars(main.build_parser().parse_args([])))
+    assert flags == set(main.LESSON_RUN) | set(main.LESSON_NEUTRAL_FLAGS)
+    assert main.asks_for_the_lesson(main.build_parser().parse_args([]))
+
+
+def test_help_names_every_patient_and_every_dosing_default(capsys):
+    with pytest.raises(SystemExit):
+        main.command_line(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "healthy, sick, exploding, vanishing, dead, saturated, collapsed" in text
+    for default in (
+        "healthy's kaiming",
+        "healthy has none",
+        "healthy's 0.05",
+        "healthy's 30",
+        "healthy's 8,16,16,16,16,4",
+        "(default 80)",
+        "(default 7)",
+        "(default 11)",
+        "(default 10)",
+    ):
+        assert default in text
+    for bound in ("at most 1000", "at most 10000", "at most 1024", "at most 300000 weights"):
+        assert bound in text
+    assert "prints exactly what the lesson prints" in text
