@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import stat
 import sys
 import tempfile
 from bisect import bisect_right
@@ -1266,19 +1267,50 @@ def patient_runs(args, parser):
 
 def check_json_path(path, parser):
     """Fail before any training if the JSON file could not be written.
-    (Creating a scratch file is the honest test: os.access says yes to root.)"""
+
+    The file is written whole beside the path, then renamed over it: that
+    would turn a named pipe, a device or a symbolic link into a regular file,
+    so the path must be a regular file or a new one. (Creating a scratch file
+    is the honest test of the folder: os.access says yes to root.)
+    """
+
+    def refuse(why):
+        parser.error(f"argument --json: {path!r} cannot be written: {why}")
+
+    if not path:
+        refuse("give a file path")
+    if path.endswith(("/", os.sep)):
+        refuse("a path ending in a slash names a folder: give a file path")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         parser.error(f"argument --json: {path!r}: the folder {folder!r} does not exist")
     try:
-        if os.path.isdir(path):
-            raise IsADirectoryError(path)
+        kind = file_kind(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        kind = "new"
+    except OSError as error:  # a name too long for the file system, say
+        refuse(f"{error.strerror}: give a file path")
+    if kind not in ("regular file", "new"):
+        refuse(f"it is a {kind}, not a regular file: give a regular file or a new path")
+    try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError:
-        parser.error(
-            f"argument --json: {path!r} cannot be written: give a file path in a writable folder"
-        )
+        refuse("give a file path in a writable folder")
+
+
+def file_kind(mode):
+    """What an lstat() mode says the path is, in words."""
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((kind for is_kind, kind in kinds if is_kind(mode)), "special file")
 
 
 def stdout_charset(ascii_requested):
@@ -1300,7 +1332,7 @@ def command_line(argv):
             print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
         return 0
     runs = patient_runs(args, parser)
-    if args.json:
+    if args.json is not None:
         check_json_path(args.json, parser)
     try:
         if asks_for_the_lesson(args):
@@ -1321,7 +1353,7 @@ def command_line(argv):
                 args.timing,
             )
             records += json_records(run, reports)
-        if args.json:
+        if args.json is not None:
             write_json_lines(args.json, records)
             print(f"wrote {plural(len(records), 'report')} to {args.json}")
     except KeyboardInterrupt:

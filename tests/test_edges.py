@@ -2,6 +2,9 @@
 
 import contextlib
 import io
+import json
+import os
+import stat
 
 import pytest
 
@@ -260,3 +263,74 @@ def test_help_names_every_patient_and_every_dosing_default(capsys):
     for bound in ("at most 1000", "at most 10000", "at most 1024", "at most 300000 weights"):
         assert bound in text
     assert "prints exactly what the lesson prints" in text
+
+
+def json_refusal(path, capsys):
+    line = refusal(["--patient", "healthy", "--epochs", "1", "--json", str(path)], capsys)
+    assert line.startswith(f"main.py: error: argument --json: {str(path)!r} ")
+    return line
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_fifo_is_refused_and_stays_a_fifo(tmp_path, capsys):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert "it is a named pipe (FIFO), not a regular file" in json_refusal(fifo, capsys)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["pipe"]
+
+
+def test_a_device_is_refused_and_stays_a_device(tmp_path, capsys):
+    # A private copy of /dev/null (character device 1, 3): were the check ever
+    # to fail, the run would replace this node, not the machine's /dev/null.
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (AttributeError, PermissionError):
+        pytest.skip("making a device node needs root on Linux")
+    assert "it is a device, not a regular file" in json_refusal(device, capsys)
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_a_symbolic_link_is_refused_and_stays_a_link(tmp_path, capsys, target_exists):
+    target = tmp_path / "target.jsonl"
+    if target_exists:
+        target.write_text("keep me\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert "it is a symbolic link, not a regular file" in json_refusal(link, capsys)
+    assert link.is_symlink()
+    assert not target_exists or target.read_text() == "keep me\n"
+
+
+def test_a_folder_is_refused(tmp_path, capsys):
+    assert "it is a folder, not a regular file" in json_refusal(tmp_path, capsys)
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_path_ending_in_a_slash_is_refused(tmp_path, capsys, exists, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if exists:
+        os.mkdir("newdir")
+    assert "ending in a slash names a folder" in json_refusal("newdir/", capsys)
+    assert os.listdir(tmp_path) == (["newdir"] if exists else [])
+
+
+def test_a_name_too_long_for_the_file_system_is_refused(tmp_path, capsys):
+    path = tmp_path / ("x" * 300 + ".jsonl")
+    assert "File name too long" in json_refusal(path, capsys)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_json_path_is_refused_not_ignored(capsys):
+    assert json_refusal("", capsys) == (
+        "main.py: error: argument --json: '' cannot be written: give a file path"
+    )
+
+
+def test_an_existing_regular_file_is_replaced(tmp_path, capsys):
+    path = tmp_path / "old.jsonl"
+    path.write_text("old\n")
+    assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
+    assert json.loads(path.read_text())["epoch"] == 1
