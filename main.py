@@ -977,17 +977,31 @@ def json_safe(value):
 
 def write_json_lines(path, records):
     """Write all records or nothing: a temporary file in the same folder,
-    renamed over the path only once it is complete."""
+    renamed over the path only once it is complete. The file gets the mode
+    open(path, "w") would give it, not the temporary file's private 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".health-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             for record in records:
                 file.write(json.dumps(record, allow_nan=False) + "\n")
+        os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def file_mode(path):
+    """The mode open(path, "w") leaves: a file that exists keeps its own; a new
+    one gets read-write for everyone less the umask (which can only be read by
+    setting it, so it is set back at once)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 # ----------------------------------------------------------------------------

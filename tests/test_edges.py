@@ -334,3 +334,25 @@ def test_an_existing_regular_file_is_replaced(tmp_path, capsys):
     path.write_text("old\n")
     assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
     assert json.loads(path.read_text())["epoch"] == 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_json_file_gets_the_mode_the_umask_gives(tmp_path, capsys, umask):
+    path = tmp_path / "run.jsonl"
+    old = os.umask(umask)
+    try:
+        assert (
+            main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["run.jsonl"]
+
+
+def test_a_replaced_json_file_keeps_its_mode(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    path.write_text("old\n")
+    path.chmod(0o640)
+    assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
