@@ -1337,38 +1337,53 @@ def stdout_charset(ascii_requested):
     return "unicode"
 
 
+def run_patients(args, parser):
+    """Train and chart the runs args ask for; return their JSON records."""
+    runs = patient_runs(args, parser)
+    if args.json is not None:
+        check_json_path(args.json, parser)
+    if asks_for_the_lesson(args):
+        main()
+        return []
+    records = []
+    for run in runs:
+        widths = run["layer_widths"]
+        samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+        reports = examine(
+            run,
+            samples,
+            args.report_every,
+            args.halt_on_warning,
+            stdout_charset(args.ascii),
+            args.timing,
+        )
+        records += json_records(run, reports)
+    return records
+
+
 def command_line(argv):
-    """Run what argv asks for and return the exit status."""
+    """Run what argv asks for and return the exit status: 0 when done, 1 when
+    the JSON file could not be written, 2 for a bad argument (from argparse),
+    130 when stopped by Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_patients:
         for name, patient in PATIENTS.items():
             print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
         return 0
-    runs = patient_runs(args, parser)
-    if args.json is not None:
-        check_json_path(args.json, parser)
     try:
-        if asks_for_the_lesson(args):
-            main()
-            return 0
-        records = []
-        for run in runs:
-            widths = run["layer_widths"]
-            samples = make_training_data(
-                run["sample_count"], widths[0], widths[-1], run["data_seed"]
-            )
-            reports = examine(
-                run,
-                samples,
-                args.report_every,
-                args.halt_on_warning,
-                stdout_charset(args.ascii),
-                args.timing,
-            )
-            records += json_records(run, reports)
+        records = run_patients(args, parser)
         if args.json is not None:
-            write_json_lines(args.json, records)
+            try:
+                write_json_lines(args.json, records)
+            except OSError as error:  # a full disk, a file size limit, no right to replace
+                reason = error.strerror or str(error)
+                print(
+                    f"{parser.prog}: error: could not write the JSON file {args.json!r}: "
+                    f"{reason}; nothing was written",
+                    file=sys.stderr,
+                )
+                return 1
             print(f"wrote {plural(len(records), 'report')} to {args.json}")
     except KeyboardInterrupt:
         print("interrupted: stopped cleanly; no JSON file was written.", file=sys.stderr)

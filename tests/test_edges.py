@@ -1,10 +1,15 @@
 """Edge cases: odd inputs, odd files, odd streams and signals, exact wording."""
 
 import contextlib
+import errno
 import io
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -356,3 +361,75 @@ def test_a_replaced_json_file_keeps_its_mode(tmp_path, capsys):
     path.chmod(0o640)
     assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT_RUN = ["--patient", "healthy", "--epochs", "3"]
+
+
+def test_a_full_disk_while_writing_the_json_is_one_line_and_status_1(tmp_path, capsys, monkeypatch):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    real_fdopen = os.fdopen
+
+    def fdopen_on_a_full_disk(handle, *args, **kwargs):
+        os.close(handle)  # the temporary file stays, empty, as on a full disk
+        return real_fdopen(os.open("/dev/full", os.O_WRONLY), *args, **kwargs)
+
+    monkeypatch.setattr(main.os, "fdopen", fdopen_on_a_full_disk)
+    path = tmp_path / "run.jsonl"
+    assert main.command_line([*SHORT_RUN, "--json", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "verdict:" in captured.out  # training finished first
+    assert "wrote" not in captured.out
+    assert captured.err == (
+        f"main.py: error: could not write the JSON file {str(path)!r}: "
+        "No space left on device; nothing was written\n"
+    )
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+
+def test_no_permission_to_replace_the_json_file_is_one_line_and_status_1(
+    tmp_path, capsys, monkeypatch
+):
+    path = tmp_path / "run.jsonl"
+    path.write_text("old\n")
+
+    def replace_refused(source, target):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), target)
+
+    monkeypatch.setattr(main.os, "replace", replace_refused)
+    assert main.command_line([*SHORT_RUN, "--json", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(": Permission denied; nothing was written\n")
+    assert err.count("\n") == 1
+    assert os.listdir(tmp_path) == ["run.jsonl"]
+    assert path.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("ignore_sigxfsz", [True, False])
+def test_a_file_size_limit_while_writing_the_json_is_one_line_and_status_1(
+    tmp_path, ignore_sigxfsz
+):
+    resource = pytest.importorskip("resource")
+
+    def limit_file_size():
+        # 3 epochs of reports are ~5 kB of JSON; stdout is a pipe, not limited.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+        if ignore_sigxfsz:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    path = tmp_path / "run.jsonl"
+    result = subprocess.run(
+        [sys.executable, "main.py", *SHORT_RUN, "--json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"main.py: error: could not write the JSON file {str(path)!r}: "
+        "File too large; nothing was written\n"
+    )
+    assert os.listdir(tmp_path) == []
