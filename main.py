@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import signal
 import stat
 import sys
 import tempfile
@@ -1361,16 +1362,29 @@ def run_patients(args, parser):
     return records
 
 
+# Signals that stop a run as Ctrl-C (SIGINT) does: SIGTERM, the one kill sends,
+# and SIGHUP, sent when the terminal closes (Windows has no SIGHUP).
+STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+
+def stop_like_ctrl_c(signum, frame):
+    """Signal handler: raise what Ctrl-C raises, with the signal's number, so
+    that the run stops cleanly in the one place that handles Ctrl-C."""
+    raise KeyboardInterrupt(signum)
+
+
 def command_line(argv):
     """Run what argv asks for and return the exit status: 0 when done, 1 when
     the JSON file could not be written, 2 for a bad argument (from argparse),
-    130 when stopped by Ctrl-C."""
+    and 128 + N when stopped by signal N, as a shell reports it: 130 for
+    Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_patients:
         for name, patient in PATIENTS.items():
             print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
         return 0
+    json_written = False
     try:
         records = run_patients(args, parser)
         if args.json is not None:
@@ -1384,12 +1398,19 @@ def command_line(argv):
                     file=sys.stderr,
                 )
                 return 1
+            json_written = True
             print(f"wrote {plural(len(records), 'report')} to {args.json}")
-    except KeyboardInterrupt:
-        print("interrupted: stopped cleanly; no JSON file was written.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        unwritten = "" if args.json is None or json_written else "; no JSON file was written"
+        print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
+        return 128 + signum
     return 0
 
 
 if __name__ == "__main__":
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, stop_like_ctrl_c)
     sys.exit(command_line(sys.argv[1:]))

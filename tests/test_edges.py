@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -432,4 +433,59 @@ def test_a_file_size_limit_while_writing_the_json_is_one_line_and_status_1(
         f"main.py: error: could not write the JSON file {str(path)!r}: "
         "File too large; nothing was written\n"
     )
+    assert os.listdir(tmp_path) == []
+
+
+def stopped_by(signum, tmp_path, json):
+    """Start a long run, wait for its first chart, send signum; return the
+    exit status, stdout and stderr."""
+    argv = ["--patient", "healthy", "--epochs", "1000", "--report-every", "1"]
+    if json:
+        argv += ["--json", str(tmp_path / "out.jsonl")]
+    process = subprocess.Popen(
+        [sys.executable, "main.py", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    first_line = process.stdout.readline()  # training has started
+    assert first_line.startswith("=== HEALTHY")
+    time.sleep(0.3)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+@pytest.mark.parametrize("json", [True, False])
+def test_a_stop_signal_stops_cleanly_with_the_shells_status(tmp_path, name, status, json):
+    if not hasattr(signal, name):
+        pytest.skip(f"no {name} here")
+    returncode, out, err = stopped_by(getattr(signal, name), tmp_path, json)
+    assert returncode == status
+    assert "per-layer health" in out  # the charts printed so far stay
+    by = "" if name == "SIGINT" else f" by {name}"
+    unwritten = "; no JSON file was written" if json else ""
+    assert err == f"interrupted{by}: stopped cleanly{unwritten}.\n"
+    assert os.listdir(tmp_path) == []  # no JSON, no temporary file
+
+
+def test_ctrl_c_without_json_does_not_mention_json(capsys, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main, "examine", interrupted)
+    assert main.command_line(SHORT_RUN) == 130
+    assert capsys.readouterr().err == "interrupted: stopped cleanly.\n"
+
+
+def test_ctrl_c_while_writing_the_json_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main.json, "dumps", interrupted)
+    assert main.command_line([*SHORT_RUN, "--json", str(tmp_path / "run.jsonl")]) == 130
+    assert capsys.readouterr().err == "interrupted: stopped cleanly; no JSON file was written.\n"
     assert os.listdir(tmp_path) == []
