@@ -1338,6 +1338,14 @@ def stdout_charset(ascii_requested):
     return "unicode"
 
 
+def printable(text):
+    """text as stdout can print it: a character its encoding cannot hold (an
+    undecodable byte of a file name from argv, or an accented letter on an
+    ASCII terminal) becomes a backslash escape instead of an error."""
+    encoding = sys.stdout.encoding or "ascii"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
 def run_patients(args, parser):
     """Train and chart the runs args ask for; return their JSON records."""
     runs = patient_runs(args, parser)
@@ -1399,7 +1407,7 @@ def command_line(argv):
                 )
                 return 1
             json_written = True
-            print(f"wrote {plural(len(records), 'report')} to {args.json}")
+            print(f"wrote {plural(len(records), 'report')} to {printable(args.json)}")
     except KeyboardInterrupt as interrupt:
         # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
         signum = interrupt.args[0] if interrupt.args else signal.SIGINT

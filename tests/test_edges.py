@@ -489,3 +489,35 @@ def test_ctrl_c_while_writing_the_json_leaves_no_temporary_file(tmp_path, capsys
     assert main.command_line([*SHORT_RUN, "--json", str(tmp_path / "run.jsonl")]) == 130
     assert capsys.readouterr().err == "interrupted: stopped cleanly; no JSON file was written.\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_file_name_with_an_undecodable_byte_is_printed_escaped(tmp_path):
+    path = os.fsencode(tmp_path) + b"/run-\xff.jsonl"  # not UTF-8: argv decodes it to \udcff
+    result = subprocess.run(
+        [sys.executable, "main.py", *SHORT_RUN, "--json", path],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert result.returncode == 0
+    assert result.stderr == b""
+    assert result.stdout.endswith(
+        b"wrote 3 reports to " + os.fsencode(tmp_path) + b"/run-\\udcff.jsonl\n"
+    )
+    assert os.listdir(os.fsencode(tmp_path)) == [b"run-\xff.jsonl"]
+
+
+def test_a_non_ascii_file_name_on_an_ascii_stdout_is_printed_escaped(tmp_path):
+    path = tmp_path / "résumé.jsonl"
+    result = subprocess.run(
+        [sys.executable, "main.py", *SHORT_RUN, "--json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+    )
+    assert result.returncode == 0
+    assert result.stderr == b""
+    assert result.stdout.endswith(
+        b"wrote 3 reports to " + os.fsencode(tmp_path) + b"/r\\xe9sum\\xe9.jsonl\n"
+    )
+    assert path.exists()
