@@ -16,6 +16,7 @@ banner is extra, so a reader beside the lesson can stop there.
 """
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -1346,6 +1347,58 @@ def printable(text):
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
+class GuardedStdout:
+    """Stands in for sys.stdout, inside a with block, so that losing stdout
+    cannot crash a run or cost its JSON file. (print needs an object with
+    write and flush: a class, not a function.)
+
+    The first write or flush that fails (the reader of a pipe has left, the
+    disk is full, stdout is closed) is kept in `error`. The real stdout is
+    then pointed at the null device, so that the output still buffered in it
+    cannot fail again when Python exits, and the rest of the output is
+    dropped. A run with a JSON file to write trains on for it (keep_going);
+    any other stops: each later write raises the error.
+    """
+
+    def __init__(self, stream, keep_going):
+        self.stream = stream
+        self.keep_going = keep_going
+        self.encoding = getattr(stream, "encoding", None)
+        # Python sets sys.stdout to None when it starts with stdout closed.
+        self.error = None if stream is not None else OSError(errno.EBADF, "it is closed")
+
+    def __enter__(self):
+        sys.stdout = self
+        return self
+
+    def __exit__(self, *exception):
+        self.flush()  # now, so that a failure shows here and not as Python exits
+        sys.stdout = self.stream
+
+    def write(self, text):
+        if self.error is None:
+            try:
+                self.stream.write(text)
+            except OSError as error:
+                self.lose(error)
+        if self.error is not None and not self.keep_going:
+            raise self.error
+        return len(text)
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.stream.flush()
+            except OSError as error:
+                self.lose(error)
+
+    def lose(self, error):
+        self.error = error
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self.stream.fileno())
+        os.close(null)
+
+
 def run_patients(args, parser):
     """Train and chart the runs args ask for; return their JSON records."""
     runs = patient_runs(args, parser)
@@ -1381,41 +1434,74 @@ def stop_like_ctrl_c(signum, frame):
     raise KeyboardInterrupt(signum)
 
 
+# The exit status of a run whose stdout lost its reader (a pipe into head):
+# 128 + SIGPIPE (13), what a shell reports for any program stopped that way.
+BROKEN_PIPE_STATUS = 141
+
+
 def command_line(argv):
-    """Run what argv asks for and return the exit status: 0 when done, 1 when
-    the JSON file could not be written, 2 for a bad argument (from argparse),
-    and 128 + N when stopped by signal N, as a shell reports it: 130 for
-    Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP."""
+    """Run what argv asks for and return the exit status: 0 when done; 1 when
+    the JSON file or stdout could not be written (a full disk, a closed
+    stdout); 2 for a bad argument (from argparse); 128 + N when stopped by
+    signal N, as a shell reports it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM,
+    129 for SIGHUP, and BROKEN_PIPE_STATUS (141, SIGPIPE) when the reader of
+    stdout has left."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list_patients:
-        for name, patient in PATIENTS.items():
-            print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
-        return 0
-    json_written = False
+    written = None  # the number of reports in the JSON file, once it is written
     try:
-        records = run_patients(args, parser)
-        if args.json is not None:
-            try:
-                write_json_lines(args.json, records)
-            except OSError as error:  # a full disk, a file size limit, no right to replace
-                reason = error.strerror or str(error)
-                print(
-                    f"{parser.prog}: error: could not write the JSON file {args.json!r}: "
-                    f"{reason}; nothing was written",
-                    file=sys.stderr,
-                )
-                return 1
-            json_written = True
-            print(f"wrote {plural(len(records), 'report')} to {printable(args.json)}")
+        with GuardedStdout(sys.stdout, keep_going=args.json is not None) as stdout:
+            if args.list_patients:
+                for name, patient in PATIENTS.items():
+                    print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
+            else:
+                records = run_patients(args, parser)
+                if args.json is not None:
+                    if not save_json(args.json, records, parser.prog):
+                        return 1
+                    written = len(records)
+                    print(f"wrote {plural(written, 'report')} to {printable(args.json)}")
     except KeyboardInterrupt as interrupt:
-        # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
-        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
-        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-        unwritten = "" if args.json is None or json_written else "; no JSON file was written"
-        print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
-        return 128 + signum
-    return 0
+        return interrupted(interrupt, args.json is not None and written is None)
+    except OSError as error:
+        if error is not stdout.error:  # a lost stdout is the only failure expected here
+            raise
+    if stdout.error is None:
+        return 0
+    if isinstance(stdout.error, BrokenPipeError):
+        return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
+    went_on = "stopped"
+    if written is not None:
+        went_on = f"the run went on and wrote {plural(written, 'report')} to {args.json!r}"
+    reason = stdout.error.strerror or str(stdout.error)
+    print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
+    return 1
+
+
+def save_json(path, records, prog):
+    """write_json_lines, saying on stderr why it failed if it did: a full disk,
+    a file size limit, no right to replace the file. True if it succeeded."""
+    try:
+        write_json_lines(path, records)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"{prog}: error: could not write the JSON file {path!r}: {reason}; nothing was written",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def interrupted(interrupt, json_unwritten):
+    """Say on stderr which signal stopped the run (and that the JSON file it
+    asked for was not written); return the status a shell expects."""
+    # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
+    signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+    by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    unwritten = "; no JSON file was written" if json_unwritten else ""
+    print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -491,6 +491,91 @@ def test_ctrl_c_while_writing_the_json_leaves_no_temporary_file(tmp_path, capsys
     assert os.listdir(tmp_path) == []
 
 
+LONG_RUN = ["--patient", "healthy", "--epochs", "60", "--report-every", "1"]  # ~50 kB of charts
+
+
+def run_with_stdout(argv, stdout, preexec_fn=None):
+    return subprocess.run(
+        [sys.executable, "main.py", *argv],
+        cwd=ROOT,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
+        timeout=60,
+    )
+
+
+def reader_leaves_after_one_line(argv):
+    """Like `python main.py ARGV | head -1`: read one line, close the pipe,
+    and return the exit status and stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "main.py", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().startswith("=== HEALTHY")
+    process.stdout.close()
+    err = process.stderr.read()
+    return process.wait(timeout=60), err
+
+
+def test_a_reader_that_leaves_stops_the_run_quietly_with_status_141():
+    # 1000 epochs would take ~30 s: the run must stop at once instead.
+    status, err = reader_leaves_after_one_line(["--patient", "healthy", "--epochs", "1000"])
+    assert status == main.BROKEN_PIPE_STATUS == 141
+    assert err == ""
+
+
+def test_a_reader_that_leaves_still_gets_the_json_written(tmp_path):
+    path = tmp_path / "run.jsonl"
+    status, err = reader_leaves_after_one_line([*LONG_RUN, "--json", str(path)])
+    assert status == 141
+    assert err == ""
+    assert len(path.read_text().splitlines()) == 60
+    assert os.listdir(tmp_path) == ["run.jsonl"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("json", [True, False])
+def test_a_full_stdout_is_one_line_and_status_1(tmp_path, json):
+    path = tmp_path / "run.jsonl"
+    argv = [*LONG_RUN, "--json", str(path)] if json else LONG_RUN
+    with open("/dev/full", "w") as full:
+        result = run_with_stdout(argv, full)
+    assert result.returncode == 1
+    went_on = f"the run went on and wrote 60 reports to {str(path)!r}" if json else "stopped"
+    assert result.stderr == (
+        f"main.py: error: cannot write to stdout: No space left on device; {went_on}\n"
+    )
+    assert os.listdir(tmp_path) == (["run.jsonl"] if json else [])
+
+
+def test_the_lesson_to_a_full_stdout_is_one_line_and_status_1():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    with open("/dev/full", "w") as full:
+        result = run_with_stdout([], full)  # all 7 kB are written as Python would exit
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == "main.py: error: cannot write to stdout: No space left on device; stopped\n"
+    )
+
+
+@pytest.mark.parametrize("json", [True, False])
+def test_a_closed_stdout_is_one_line_and_status_1(tmp_path, json):
+    path = tmp_path / "run.jsonl"
+    argv = [*SHORT_RUN, "--json", str(path)] if json else SHORT_RUN
+    result = run_with_stdout(argv, None, preexec_fn=lambda: os.close(1))  # `>&-`
+    assert result.returncode == 1
+    went_on = f"the run went on and wrote 3 reports to {str(path)!r}" if json else "stopped"
+    assert result.stderr == f"main.py: error: cannot write to stdout: it is closed; {went_on}\n"
+    assert os.listdir(tmp_path) == (["run.jsonl"] if json else [])
+
+
 def test_a_file_name_with_an_undecodable_byte_is_printed_escaped(tmp_path):
     path = os.fsencode(tmp_path) + b"/run-\xff.jsonl"  # not UTF-8: argv decodes it to \udcff
     result = subprocess.run(
