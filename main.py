@@ -342,6 +342,7 @@ def count_dead_neurons(post, width):
 
 
 def never_fired(outputs):
+    """Whether a neuron had outputs and all of them were 0."""
     return bool(outputs) and max(outputs) <= 0.0
 
 
@@ -1010,14 +1011,15 @@ def file_mode(path):
 # The command line
 
 
-# Upper bounds that keep one run within memory (about 2.5 GB with every bound
-# reached at once) and, with the lesson's other values, within a few minutes.
-# Measured in pure Python: a float kept in a list costs ~32 bytes, and one
-# sample costs ~0.2 us per weight plus ~5 us per hidden neuron.
-MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; each epoch is one column of the trends
-MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size (30 epochs of 3 s)
+# Upper bounds that keep one run within memory (under ~2.5 GB even with every
+# bound reached at once) and, with the lesson's other values, within a few
+# minutes; a run with several bounds reached at once takes much longer, and
+# Ctrl-C stops it cleanly. Measured in pure Python: a float kept in a list
+# costs ~32 bytes; a sample costs ~0.2 us per weight and ~5 us per hidden neuron.
+MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; every epoch's report is kept for the trends
+MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size: 30 epochs of ~3 s
 MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
-MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats per epoch: <= 1 GB
+MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats an epoch: <= 1 GB
 MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
 
 
@@ -1124,14 +1126,14 @@ def build_parser():
     parser = OneLineParser(
         prog="main.py",
         description="Train patients and print their per-layer health charts. The lesson's run "
-        f"(the healthy and the sick patient with their own dosing, data seed "
+        "(the healthy and the sick patient with their own dosing, data seed "
         f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
         f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs) "
-        "prints exactly what the lesson prints: you "
-        "get it with no arguments, or with flags that only repeat those defaults, and --ascii "
-        "leaves it as it is. Any other run (another patient, dosing, seed, sample count or "
-        "--report-every) and --patient, --json, --timing or --halt-on-warning get the full "
-        "examination: trends, heatmap and verdict.",
+        "prints exactly what the lesson prints: you get it with no arguments, or with flags "
+        "that only repeat those defaults, and --ascii leaves it as it is. Any other run "
+        "(another patient, dosing, seed, sample count or --report-every) and --patient, "
+        "--json, --timing or --halt-on-warning get the full examination: trends, heatmap "
+        "and verdict.",
     )
     parser.add_argument(
         "--patient",
@@ -1290,7 +1292,7 @@ def check_json_path(path, parser):
     is the honest test of the folder: os.access says yes to root.)
     """
 
-    def refuse(why):
+    def refuse(why):  # parser.error exits: nothing after a refusal runs
         parser.error(f"argument --json: {path!r} cannot be written: {why}")
 
     if not path:
