@@ -16,10 +16,13 @@ banner is extra, so a reader beside the lesson can stop there.
 """
 
 import argparse
+import errno
 import json
 import math
 import os
 import random
+import signal
+import stat
 import statistics
 import sys
 import tempfile
@@ -75,11 +78,14 @@ def exact_sum(values):
 
 
 def matvec(weights, vector):
-    """Multiply a matrix (a list of rows) by a vector."""
+    """Multiply a matrix (a list of rows, or any iterable of rows) by a vector."""
+    # The fallback reads the rows a second time; an iterator of rows, like the
+    # columns zip(*weights) of backprop, can be read only once: keep its rows.
+    rows = weights if isinstance(weights, list) else list(weights)
     try:
-        return [math.fsum(map(mul, row, vector)) for row in weights]
+        return [math.fsum(map(mul, row, vector)) for row in rows]
     except (OverflowError, ValueError):  # see exact_sum
-        return [exact_sum(list(map(mul, row, vector))) for row in weights]
+        return [exact_sum(list(map(mul, row, vector))) for row in rows]
 
 
 def add_vectors(left, right):
@@ -368,12 +374,20 @@ REPORT_KEYS = (
 
 
 def count_dead_neurons(post, width):
-    """Neurons whose maximum output over the epoch stayed 0: they never fired.
+    """Neurons whose maximum finite output over the epoch stayed 0: they never fired.
 
     post holds the layer's outputs sample after sample, so neuron j's outputs
-    are post[j::width]; a ReLU output is never below 0.
+    are post[j::width]; a ReLU output is never below 0. A NaN output (of a
+    diverged network) says nothing about firing, and max() with a NaN depends
+    on where the NaN stands, so only finite outputs count; a neuron with none
+    is not called dead (nonfinite_count reports it).
     """
-    return sum(1 for neuron in range(width) if not max(post[neuron::width], default=0.0) > 0.0)
+    return sum(1 for neuron in range(width) if never_fired(finite(post[neuron::width])))
+
+
+def never_fired(outputs):
+    """Whether a neuron had outputs and all of them were 0."""
+    return bool(outputs) and max(outputs) <= 0.0
 
 
 def finite(values):
@@ -404,6 +418,11 @@ def bucket_shares(counts):
     return [count / total for count in counts]
 
 
+def plural(count, noun):
+    """ "1 epoch", "2 epochs": a count and its noun, in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def flag_issues(report):
     warnings = []
     for layer_index in range(len(report["activation_mean"])):
@@ -431,7 +450,9 @@ def flag_issues(report):
             warnings.append(f"{layer_label}: activation std {activation_std:.2e} (signal collapse)")
         nonfinite_count = report["nonfinite_count"][layer_index]
         if nonfinite_count:
-            warnings.append(f"{layer_label}: {nonfinite_count} non-finite values (NaN/inf)")
+            warnings.append(
+                f"{layer_label}: {plural(nonfinite_count, 'non-finite value')} (NaN/inf)"
+            )
     return warnings
 
 
@@ -456,20 +477,25 @@ def format_loss(value):
 
 
 def health_table(report):
-    """The lesson's per-layer table, one row per hidden layer."""
+    """The lesson's per-layer table, one row per hidden layer.
+
+    The dead column is 5 wide, as in the lesson, unless a count like
+    1000/1000 needs more: then it widens for the whole table.
+    """
+    deads = [f"{d}/{n}" for d, n in zip(report["dead_count"], report["layer_neuron_count"])]
+    dead_width = max([5, *map(len, deads)])
     lines = [
-        "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %",
-        "----- | --------- | -------- | --------- | --------- | ----- | -----",
+        f"layer |  act mean |  act std |  grad std |  max grad | {'dead':>{dead_width}} | sat %",
+        f"----- | --------- | -------- | --------- | --------- | {'-' * dead_width} | -----",
     ]
-    for index in range(len(report["activation_mean"])):
-        dead = f"{report['dead_count'][index]}/{report['layer_neuron_count'][index]}"
+    for index, dead in enumerate(deads):
         saturation = readable(report["saturation_rate"][index], ".0%")
         lines.append(
             f"{index + 1:>5} | {format_activation(report['activation_mean'][index]):>9} | "
             f"{format_activation(report['activation_std'][index]):>8} | "
             f"{readable(report['gradient_std'][index], '.2e'):>9} | "
             f"{readable(report['gradient_max'][index], '.2e'):>9} | "
-            f"{dead:>5} | {saturation:>5}"
+            f"{dead:>{dead_width}} | {saturation:>5}"
         )
     return lines
 
@@ -1100,7 +1126,7 @@ def trend_lines(reports, charset, not_applicable=()):
     to the largest positive value of the run; shares run from 0 to 1.
     """
     lines = [
-        f"trends over {len(reports)} epochs (one column per epoch; "
+        f"trends over {plural(len(reports), 'epoch')} (one column per epoch; "
         f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
     ]
     layer_count = len(reports[0]["activation_std"])
@@ -1164,11 +1190,11 @@ def verdict(reports):
     if warned is None:
         last = reports[-1]
         final_loss = format_loss(last["loss"])
-        return f"verdict: no warning in {last['epoch']} epochs; final loss {final_loss}."
+        return f"verdict: no warning in {plural(last['epoch'], 'epoch')}; final loss {final_loss}."
     warnings = all_warnings(warned)
     since = f" (epoch 1: {format_loss(reports[0]['loss'])})" if warned["epoch"] > 1 else ""
     others = len(warnings) - 1
-    more = f" (+{others} more warning{'s' * (others > 1)})" if others else ""
+    more = f" (+{plural(others, 'more warning')})" if others else ""
     line = (
         f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
         f"{since}: {warnings[0]}{more}."
@@ -1178,8 +1204,9 @@ def verdict(reports):
     if diverged:
         nonfinite = sum(diverged["nonfinite_count"])
         line = (
-            f"training diverged at epoch {diverged['epoch']} ({nonfinite} non-finite values in "
-            f"the hidden layers, loss {format_loss(diverged['loss'])}); {line}"
+            f"training diverged at epoch {diverged['epoch']} "
+            f"({plural(nonfinite, 'non-finite value')} in the hidden layers, "
+            f"loss {format_loss(diverged['loss'])}); {line}"
         )
     return f"verdict: {line}"
 
@@ -1192,7 +1219,7 @@ WARNING_KINDS = {
     "exploding gradients": "(exploding)",
     "saturation": "saturating",
     "signal collapse": "(signal collapse)",
-    "non-finite values": "non-finite values",
+    "non-finite values": "non-finite value",
     "update too large": "(too large)",
     "update too small": "(too small)",
 }
@@ -1591,21 +1618,47 @@ def json_safe(value):
 
 def write_json_lines(path, records):
     """Write all records or nothing: a temporary file in the same folder,
-    renamed over the path only once it is complete."""
+    renamed over the path only once it is complete. The file gets the mode
+    open(path, "w") would give it, not the temporary file's private 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".health-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             for record in records:
                 file.write(json.dumps(record, allow_nan=False) + "\n")
+        os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
+def file_mode(path):
+    """The mode open(path, "w") leaves: a file that exists keeps its own; a new
+    one gets read-write for everyone less the umask (which can only be read by
+    setting it, so it is set back at once)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 # ----------------------------------------------------------------------------
 # The command line
+
+
+# Upper bounds that keep one run within memory (under ~2.5 GB even with every
+# bound reached at once) and, with the lesson's other values, within a few
+# minutes; a run with several bounds reached at once takes much longer, and
+# Ctrl-C stops it cleanly. Measured in pure Python: a float kept in a list
+# costs ~32 bytes; a sample costs ~0.2 us per weight and ~5 us per hidden neuron.
+MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; every epoch's report is kept for the trends
+MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size: 30 epochs of ~3 s
+MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
+MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats an epoch: <= 1 GB
+MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -1615,14 +1668,22 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def whole_number_above_zero(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number above 0")
-    return value
+def whole_number(low, high=None):
+    """An argparse type: a whole number from low to high (or up from low)."""
+    allowed = f"{low} or above" if high is None else f"from {low} to {high}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed: give a whole number {allowed}"
+            )
+        return value
+
+    return parse
 
 
 def number_above_zero(text):
@@ -1635,38 +1696,89 @@ def number_above_zero(text):
     return value
 
 
-def seed(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a whole number") from None
-
-
 def layer_widths(text):
     try:
         widths = [int(part) for part in text.split(",")]
     except ValueError:
         widths = []
-    if len(widths) < 2 or min(widths) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not allowed: give two or more whole numbers above 0, "
-            "comma-separated, like 8,16,16,4"
-        )
+    problem = widths_problem(widths)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {problem}")
     return widths
 
 
+def widths_problem(widths):
+    """What is wrong with these layer widths, or "" if nothing."""
+    if len(widths) < 2 or not all(1 <= width <= MAX_WIDTH for width in widths):
+        return (
+            f"give whole numbers from 1 to {MAX_WIDTH}, comma-separated: the feature "
+            "count, one or more hidden widths, the class count, like 8,16,16,4"
+        )
+    if len(widths) == 2:
+        return "there is no hidden layer to examine: give one or more hidden widths, like 8,16,4"
+    if widths[-1] < 2:
+        return "one class is nothing to learn: give 2 or more classes (the last width)"
+    hidden = sum(widths[1:-1])
+    if hidden > MAX_HIDDEN_NEURONS:
+        return f"{hidden} hidden neurons: give at most {MAX_HIDDEN_NEURONS} in all"
+    weights = sum(map(mul, widths, widths[1:]))
+    if weights > MAX_WEIGHTS:
+        return f"{weights} weights: give widths with at most {MAX_WEIGHTS} in all"
+    return ""
+
+
+# The lesson's run, flag by flag: main() trains the lesson's two patients with
+# their own dosing (no --patient, no dosing flag) on data seed 7 and network
+# seed 11 with 80 samples, charts every 10 epochs, and shows none of the
+# examination's own views. These are the parser's defaults. A command line
+# asking for exactly this run gets main()'s output; any other, the full
+# examination. A new flag adds one entry: its value in the lesson's run.
+LESSON_RUN = {
+    "patient": None,
+    "init": None,
+    "scale": None,
+    "lr": None,
+    "epochs": None,
+    "widths": None,
+    "samples": 80,
+    "data_seed": 7,
+    "network_seed": 11,
+    "report_every": 10,
+    "halt_on_warning": False,
+    "json": None,
+    "timing": False,
+}
+# Flags that leave the lesson's run as it is: --ascii only changes the
+# examination's trend and heatmap characters, and --list-patients runs nothing.
+LESSON_NEUTRAL_FLAGS = ("ascii", "list_patients")
+
+
+def asks_for_the_lesson(args):
+    """Whether the arguments ask for exactly the lesson's run (LESSON_RUN)."""
+    asked = {name: value for name, value in vars(args).items() if name not in LESSON_NEUTRAL_FLAGS}
+    return asked == LESSON_RUN
+
+
 def build_parser():
+    healthy = PATIENTS["healthy"]
     parser = OneLineParser(
         prog="main.py",
-        description="Train patients and print their per-layer health charts. With no arguments, "
-        "the lesson's two patients; with any, the full examination (trends, heatmap, verdict).",
+        description="Train patients and print their per-layer health charts. The lesson's run "
+        "(the healthy and the sick patient with their own dosing, data seed "
+        f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
+        f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs) "
+        "prints exactly what the lesson prints: you get it with no arguments, or with flags "
+        "that only repeat those defaults, and --ascii leaves it as it is. Any other run "
+        "(another patient, dosing, seed, sample count or --report-every) and --patient, "
+        "--json, --timing or --halt-on-warning get the full examination: trends, heatmap "
+        "and verdict.",
     )
     parser.add_argument(
         "--patient",
         action="append",
         choices=list(PATIENTS),
         metavar="NAME",
-        help="run this named patient (repeatable); see --list-patients",
+        help=f"run this patient (repeatable): {', '.join(PATIENTS)}; see --list-patients",
     )
     parser.add_argument(
         "--list-patients",
@@ -1675,43 +1787,67 @@ def build_parser():
     )
     dosing = parser.add_argument_group(
         "your own experiment",
-        "these set a custom patient's dosing (starting from healthy), "
-        "or override the dosing of every --patient",
+        "these set a custom patient's dosing (starting from healthy's), or override the "
+        "dosing of every --patient; a default 'the patient's' is the --patient's own dosing, "
+        "or healthy's for a custom patient. An --init without --scale drops a patient's std.",
     )
     dosing.add_argument(
-        "--init", choices=["kaiming", "xavier", "bad"], help="weight init; 'bad' needs --scale"
+        "--init",
+        choices=["kaiming", "xavier", "bad"],
+        help=f"weight init; 'bad' needs --scale (default: the patient's; healthy's "
+        f"{healthy['init_mode']})",
     )
     dosing.add_argument(
-        "--scale", type=number_above_zero, help="weight std, overriding the init mode's"
+        "--scale",
+        type=number_above_zero,
+        help="weight std, overriding the init mode's (default: the patient's, if any; "
+        "healthy has none)",
     )
-    dosing.add_argument("--lr", type=number_above_zero, help="learning rate")
-    dosing.add_argument("--epochs", type=whole_number_above_zero, help="epochs to train")
+    dosing.add_argument(
+        "--lr",
+        type=number_above_zero,
+        help=f"learning rate (default: the patient's; healthy's {healthy['learning_rate']:g})",
+    )
+    dosing.add_argument(
+        "--epochs",
+        type=whole_number(1, MAX_EPOCHS),
+        help=f"epochs to train, at most {MAX_EPOCHS} (default: the patient's; healthy's "
+        f"{healthy['epochs']})",
+    )
     dosing.add_argument(
         "--widths",
         type=layer_widths,
         metavar="8,16,...,4",
-        help="layer widths; the data follows them: the first is the feature "
-        "count, the last the class count",
+        help="layer widths; the data follows them: the feature count, one or more hidden "
+        f"widths, the class count (2 or more). Each at most {MAX_WIDTH}, the hidden ones at "
+        f"most {MAX_HIDDEN_NEURONS} in all, and at most {MAX_WEIGHTS} weights (default: the "
+        f"patient's; healthy's {','.join(map(str, healthy['layer_widths']))})",
     )
     dosing.add_argument(
         "--samples",
-        type=whole_number_above_zero,
-        default=80,
-        help="training samples, at least one per class (default 80)",
+        type=whole_number(1, MAX_SAMPLES),
+        default=LESSON_RUN["samples"],
+        help=f"training samples, at least one per class, at most {MAX_SAMPLES} "
+        "(default %(default)s)",
     )
-    dosing.add_argument("--data-seed", type=seed, default=7, help="data seed (default 7)")
+    dosing.add_argument(
+        "--data-seed",
+        type=whole_number(0),
+        default=LESSON_RUN["data_seed"],
+        help="data seed, 0 or above (default %(default)s)",
+    )
     dosing.add_argument(
         "--network-seed",
-        type=seed,
-        default=11,
-        help="seed of the initial weights and the sample order (default 11)",
+        type=whole_number(0),
+        default=LESSON_RUN["network_seed"],
+        help="seed of the initial weights and the sample order, 0 or above (default %(default)s)",
     )
     view = parser.add_argument_group("what to show")
     view.add_argument(
         "--report-every",
-        type=whole_number_above_zero,
-        default=10,
-        help="print the chart every N epochs, and at the last (default 10)",
+        type=whole_number(1),
+        default=LESSON_RUN["report_every"],
+        help="print the chart every N epochs, and at the last (default %(default)s)",
     )
     view.add_argument(
         "--halt-on-warning",
@@ -1742,7 +1878,8 @@ def describe_dosing(patient):
     else:
         init += " init"
     widths = "-".join(map(str, patient["layer_widths"]))
-    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {patient['epochs']} epochs"
+    epochs = plural(patient["epochs"], "epoch")
+    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {epochs}"
 
 
 def patient_runs(args, parser):
@@ -1759,6 +1896,10 @@ def patient_runs(args, parser):
         )
         if value is not None
     }
+    if args.init is not None and args.scale is None:
+        # An init mode given on the command line brings its own std: a
+        # patient's std override (sick's 1.0) must not silently outlive it.
+        overrides["weight_scale_override"] = None
     names = args.patient or (["custom"] if overrides else ["healthy", "sick"])
     runs = []
     for name in names:
@@ -1782,19 +1923,50 @@ def patient_runs(args, parser):
 
 def check_json_path(path, parser):
     """Fail before any training if the JSON file could not be written.
-    (Creating a scratch file is the honest test: os.access says yes to root.)"""
+
+    The file is written whole beside the path, then renamed over it: that
+    would turn a named pipe, a device or a symbolic link into a regular file,
+    so the path must be a regular file or a new one. (Creating a scratch file
+    is the honest test of the folder: os.access says yes to root.)
+    """
+
+    def refuse(why):  # parser.error exits: nothing after a refusal runs
+        parser.error(f"argument --json: {path!r} cannot be written: {why}")
+
+    if not path:
+        refuse("give a file path")
+    if path.endswith(("/", os.sep)):
+        refuse("a path ending in a slash names a folder: give a file path")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         parser.error(f"argument --json: {path!r}: the folder {folder!r} does not exist")
     try:
-        if os.path.isdir(path):
-            raise IsADirectoryError(path)
+        kind = file_kind(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        kind = "new"
+    except OSError as error:  # a name too long for the file system, say
+        refuse(f"{error.strerror}: give a file path")
+    if kind not in ("regular file", "new"):
+        refuse(f"it is a {kind}, not a regular file: give a regular file or a new path")
+    try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError:
-        parser.error(
-            f"argument --json: {path!r} cannot be written: give a file path in a writable folder"
-        )
+        refuse("give a file path in a writable folder")
+
+
+def file_kind(mode):
+    """What an lstat() mode says the path is, in words."""
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((kind for is_kind, kind in kinds if is_kind(mode)), "special file")
 
 
 def stdout_charset(ascii_requested):
@@ -1807,44 +1979,172 @@ def stdout_charset(ascii_requested):
     return "unicode"
 
 
+def printable(text):
+    """text as stdout can print it: a character its encoding cannot hold (an
+    undecodable byte of a file name from argv, or an accented letter on an
+    ASCII terminal) becomes a backslash escape instead of an error."""
+    encoding = sys.stdout.encoding or "ascii"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
+class GuardedStdout:
+    """Stands in for sys.stdout, inside a with block, so that losing stdout
+    cannot crash a run or cost its JSON file. (print needs an object with
+    write and flush: a class, not a function.)
+
+    The first write or flush that fails (the reader of a pipe has left, the
+    disk is full, stdout is closed) is kept in `error`. The real stdout is
+    then pointed at the null device, so that the output still buffered in it
+    cannot fail again when Python exits, and the rest of the output is
+    dropped. A run with a JSON file to write trains on for it (keep_going);
+    any other stops: each later write raises the error.
+    """
+
+    def __init__(self, stream, keep_going):
+        self.stream = stream
+        self.keep_going = keep_going
+        self.encoding = getattr(stream, "encoding", None)
+        # Python sets sys.stdout to None when it starts with stdout closed.
+        self.error = None if stream is not None else OSError(errno.EBADF, "it is closed")
+
+    def __enter__(self):
+        sys.stdout = self
+        return self
+
+    def __exit__(self, *exception):
+        self.flush()  # now, so that a failure shows here and not as Python exits
+        sys.stdout = self.stream
+
+    def write(self, text):
+        if self.error is None:
+            try:
+                self.stream.write(text)
+            except OSError as error:
+                self.lose(error)
+        if self.error is not None and not self.keep_going:
+            raise self.error
+        return len(text)
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.stream.flush()
+            except OSError as error:
+                self.lose(error)
+
+    def lose(self, error):
+        self.error = error
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self.stream.fileno())
+        os.close(null)
+
+
+def run_patients(args, parser):
+    """Train and chart the runs args ask for; return their JSON records."""
+    runs = patient_runs(args, parser)
+    if args.json is not None:
+        check_json_path(args.json, parser)
+    if asks_for_the_lesson(args):
+        main()
+        return []
+    records = []
+    for run in runs:
+        widths = run["layer_widths"]
+        samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+        reports = examine(
+            run,
+            samples,
+            args.report_every,
+            args.halt_on_warning,
+            stdout_charset(args.ascii),
+            args.timing,
+        )
+        records += json_records(run, reports)
+    return records
+
+
+# Signals that stop a run as Ctrl-C (SIGINT) does: SIGTERM, the one kill sends,
+# and SIGHUP, sent when the terminal closes (Windows has no SIGHUP).
+STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+
+
+def stop_like_ctrl_c(signum, frame):
+    """Signal handler: raise what Ctrl-C raises, with the signal's number, so
+    that the run stops cleanly in the one place that handles Ctrl-C."""
+    raise KeyboardInterrupt(signum)
+
+
+# The exit status of a run whose stdout lost its reader (a pipe into head):
+# 128 + SIGPIPE (13), what a shell reports for any program stopped that way.
+BROKEN_PIPE_STATUS = 141
+
+
 def command_line(argv):
-    """Run what argv asks for and return the exit status."""
+    """Run what argv asks for and return the exit status: 0 when done; 1 when
+    the JSON file or stdout could not be written (a full disk, a closed
+    stdout); 2 for a bad argument (from argparse); 128 + N when stopped by
+    signal N, as a shell reports it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM,
+    129 for SIGHUP, and BROKEN_PIPE_STATUS (141, SIGPIPE) when the reader of
+    stdout has left."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list_patients:
-        for name, patient in PATIENTS.items():
-            print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
-        return 0
-    runs = patient_runs(args, parser)
-    if args.json:
-        check_json_path(args.json, parser)
+    written = None  # the number of reports in the JSON file, once it is written
     try:
-        if not argv:
-            main()
-            return 0
-        records = []
-        for run in runs:
-            widths = run["layer_widths"]
-            samples = make_training_data(
-                run["sample_count"], widths[0], widths[-1], run["data_seed"]
-            )
-            reports = examine(
-                run,
-                samples,
-                args.report_every,
-                args.halt_on_warning,
-                stdout_charset(args.ascii),
-                args.timing,
-            )
-            records += json_records(run, reports)
-        if args.json:
-            write_json_lines(args.json, records)
-            print(f"wrote {len(records)} reports to {args.json}")
-    except KeyboardInterrupt:
-        print("interrupted: stopped cleanly; no JSON file was written.", file=sys.stderr)
-        return 130
-    return 0
+        with GuardedStdout(sys.stdout, keep_going=args.json is not None) as stdout:
+            if args.list_patients:
+                for name, patient in PATIENTS.items():
+                    print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
+            else:
+                records = run_patients(args, parser)
+                if args.json is not None:
+                    if not save_json(args.json, records, parser.prog):
+                        return 1
+                    written = len(records)
+                    print(f"wrote {plural(written, 'report')} to {printable(args.json)}")
+    except KeyboardInterrupt as interrupt:
+        return interrupted(interrupt, args.json is not None and written is None)
+    except OSError as error:
+        if error is not stdout.error:  # a lost stdout is the only failure expected here
+            raise
+    if stdout.error is None:
+        return 0
+    if isinstance(stdout.error, BrokenPipeError):
+        return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
+    went_on = "stopped"
+    if written is not None:
+        went_on = f"the run went on and wrote {plural(written, 'report')} to {args.json!r}"
+    reason = stdout.error.strerror or str(stdout.error)
+    print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
+    return 1
+
+
+def save_json(path, records, prog):
+    """write_json_lines, saying on stderr why it failed if it did: a full disk,
+    a file size limit, no right to replace the file. True if it succeeded."""
+    try:
+        write_json_lines(path, records)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"{prog}: error: could not write the JSON file {path!r}: {reason}; nothing was written",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def interrupted(interrupt, json_unwritten):
+    """Say on stderr which signal stopped the run (and that the JSON file it
+    asked for was not written); return the status a shell expects."""
+    # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
+    signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+    by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    unwritten = "; no JSON file was written" if json_unwritten else ""
+    print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, stop_like_ctrl_c)
     sys.exit(command_line(sys.argv[1:]))

@@ -100,7 +100,7 @@ def test_a_bad_argument_prints_no_traceback():
 
 def test_ctrl_c_stops_cleanly_with_status_130_and_no_json(tmp_path):
     json_path = tmp_path / "out.jsonl"
-    argv = ["--patient", "healthy", "--epochs", "100000", "--report-every", "1"]
+    argv = ["--patient", "healthy", "--epochs", "1000", "--report-every", "1"]
     process = subprocess.Popen(
         [sys.executable, "main.py", *argv, "--json", str(json_path)],
         cwd=ROOT,
