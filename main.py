@@ -29,7 +29,7 @@ import tempfile
 from bisect import bisect_right
 from functools import reduce
 from itertools import pairwise
-from operator import add, mul
+from operator import add, mul, sub
 from time import perf_counter
 
 # safe_relu pins a positive activation here, so an exploded layer stays finite
@@ -472,8 +472,11 @@ def format_activation(value):
 
 def format_loss(value):
     # Four decimals for a loss that means something; scientific for an exploded
-    # one; and NaN, the loss of a diverged network, said as such.
-    return "NaN" if math.isnan(value) else format(value, ".4f" if abs(value) < 1e4 else ".3e")
+    # one or one too small for four decimals; NaN, the loss of a diverged
+    # network, said as such.
+    if math.isnan(value):
+        return "NaN"
+    return format(value, ".4f" if 1e-4 <= abs(value) < 1e4 or value == 0.0 else ".3e")
 
 
 def health_table(report):
@@ -482,7 +485,7 @@ def health_table(report):
     The dead column is 5 wide, as in the lesson, unless a count like
     1000/1000 needs more: then it widens for the whole table.
     """
-    deads = [f"{d}/{n}" for d, n in zip(report["dead_count"], report["layer_neuron_count"])]
+    deads = [dead_text(report, index) for index in range(len(report["dead_count"]))]
     dead_width = max([5, *map(len, deads)])
     lines = [
         f"layer |  act mean |  act std |  grad std |  max grad | {'dead':>{dead_width}} | sat %",
@@ -498,6 +501,12 @@ def health_table(report):
             f"{dead:>{dead_width}} | {saturation:>5}"
         )
     return lines
+
+
+def dead_text(report, index):
+    # A reading that has no meaning for the activation (tanh) is NaN: n/a.
+    dead = report["dead_count"][index]
+    return "n/a" if math.isnan(dead) else f"{dead}/{report['layer_neuron_count'][index]}"
 
 
 def histogram_chart(report, labels=HISTOGRAM_LABELS, bar_width=10):
@@ -707,9 +716,10 @@ ACTIVATIONS = {
     # layer / backprop: the activation of one layer and its gradient;
     # edges / labels: the histogram's buckets; not_applicable: readings with
     # no meaning here, printed n/a. A tanh neuron is never "off", so it
-    # cannot die (its disease is saturation). A leaky ReLU has no flat
-    # shoulder anywhere, so it cannot saturate; its "dead" neuron never went
-    # above 0, and still passes 1% of its gradient.
+    # cannot die (its disease is saturation). A leaky ReLU has no flat part
+    # at all: below 0 it still passes 1% of the gradient, so a neuron that
+    # never went above 0 is not dead (it can come back), and nothing
+    # saturates.
     "relu": dict(
         layer=relu_layer,
         backprop=relu_backprop,
@@ -722,7 +732,7 @@ ACTIVATIONS = {
         backprop=leaky_relu_backprop,
         edges=HISTOGRAM_EDGES,
         labels=bucket_labels(HISTOGRAM_EDGES),
-        not_applicable=("saturation_rate",),
+        not_applicable=("dead_count", "saturation_rate"),
     ),
     "tanh": dict(
         layer=tanh_layer,
@@ -769,14 +779,16 @@ def dosed_forward(network, norms, inputs, activation):
     hidden layer's W x + b and its activation when norms are given.
 
     "pre_activations" holds what goes into the activation (after the norm),
-    where saturation is read; "units" and "spreads" keep what the norm's
-    backprop needs.
+    where saturation is read; with a norm, "linear_outputs" keeps W x + b,
+    and "units" and "spreads" what the norm's backprop needs.
     """
     if is_plain(activation, norms):
         return forward_with_trace(network, inputs)
     activate = ACTIVATIONS[activation]["layer"]
     trace = {key: [] for key in ("layer_inputs", "pre_activations", "post_activations")}
     trace["units"], trace["spreads"] = [], []
+    if norms:
+        trace["linear_outputs"] = []  # W x + b, before the norm
     signal = list(inputs)
     for layer_index, (weights, biases) in enumerate(network):
         trace["layer_inputs"].append(signal)
@@ -785,6 +797,7 @@ def dosed_forward(network, norms, inputs, activation):
             post = softmax(pre)
         else:
             if norms:
+                trace["linear_outputs"].append(pre)
                 pre, unit, spread = layer_norm(pre, *norms[layer_index])
                 trace["units"].append(unit)
                 trace["spreads"].append(spread)
@@ -890,16 +903,18 @@ def dosed_run(patient, samples, monitor):
 LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
 
 # Every patient gets the lesson's data (seed 7), network seed (11) and 30
-# epochs; only the dosing differs. Each disease patient trips its own warning.
+# epochs; only the dosing differs. Each disease patient shows its own disease,
+# with the activation where that disease is real: ReLUs die, tanh saturates,
+# and a leaky ReLU, which cannot die, keeps an explosion in view.
 # fmt: off
-DOSES = {  # name: init mode, weight std override, learning rate, layer widths
-    "healthy":   ("kaiming", None, 0.05,  LESSON_WIDTHS),
-    "sick":      ("bad",     1.0,  0.8,   LESSON_WIDTHS),
-    "exploding": ("kaiming", None, 0.5,   LESSON_WIDTHS),
-    "vanishing": ("xavier",  None, 0.05,  [8] + [8] * 16 + [4]),
-    "dead":      ("kaiming", None, 0.2,   LESSON_WIDTHS),
-    "saturated": ("bad",     0.8,  0.005, LESSON_WIDTHS),
-    "collapsed": ("bad",     0.01, 0.05,  LESSON_WIDTHS),
+DOSES = {  # name: init mode, weight std override, learning rate, layer widths, activation
+    "healthy":   ("kaiming", None,  0.05, LESSON_WIDTHS,  "relu"),
+    "sick":      ("bad",     1.0,   0.8,  LESSON_WIDTHS,  "relu"),
+    "exploding": ("kaiming", None,  0.3,  LESSON_WIDTHS,  "leaky_relu"),
+    "vanishing": ("bad",     0.03,  0.05, LESSON_WIDTHS,  "tanh"),
+    "dead":      ("kaiming", None,  0.09, LESSON_WIDTHS,  "relu"),
+    "saturated": ("bad",     2.0,   0.02, LESSON_WIDTHS,  "tanh"),
+    "collapsed": ("bad",     0.006, 0.02, [8, 16, 16, 4], "tanh"),
 }
 # fmt: on
 DIAGNOSES = {  # name: (what the label says of the dose, the disease it shows)
@@ -909,24 +924,28 @@ DIAGNOSES = {  # name: (what the label says of the dose, the disease it shows)
         "the lesson's sick patient: saturation, dead layers, vanishing, collapse",
     ),
     "exploding": (
-        "much too high lr=0.5",
-        "exploding gradients: a learning rate 10x the healthy one",
+        "leaky ReLU, lr=0.3",
+        "exploding gradients: a learning rate 6x the healthy one; leaky ReLUs cannot "
+        "die, so the explosion stays in every chart",
     ),
     "vanishing": (
-        "deep narrow stack, xavier init",
-        "vanishing gradients: Xavier halves a ReLU signal's variance at each of 16 layers",
+        "tanh, init std=0.03",
+        "vanishing gradients: tanh with weights far below Xavier's; the gradient "
+        "shrinks layer by layer on its way down",
     ),
     "dead": (
-        "too high lr=0.2",
-        "dying ReLUs: a learning rate 4x the healthy one knocks live neurons negative",
+        "lr=0.09",
+        "dying ReLUs: a learning rate 1.8x the healthy one knocks neurons off for good",
     ),
     "saturated": (
-        "too large init std=0.8, lr=0.005",
-        "saturation: init std over twice Kaiming's pushes pre-activations past +-6",
+        "tanh, init std=2",
+        "saturation: tanh with weights 8x Xavier's std; its inputs sit past +-6, on "
+        "the flat shoulder",
     ),
     "collapsed": (
-        "too small init std=0.01",
-        "signal collapse: tiny weights shrink the signal ~100x per layer",
+        "tanh, init std=0.006, 2 hidden layers",
+        "signal collapse: tanh with weights 1/40 of Xavier's std; layer 2 gives the "
+        "same output for every input",
     ),
 }
 PATIENTS = {
@@ -936,13 +955,13 @@ PATIENTS = {
         weight_scale_override=weight_std,
         learning_rate=learning_rate,
         layer_widths=widths,
-        activation="relu",
+        activation=activation,
         norm="none",
         clip=None,
         epochs=30,
         disease=DIAGNOSES[name][1],
     )
-    for name, (init_mode, weight_std, learning_rate, widths) in DOSES.items()
+    for name, (init_mode, weight_std, learning_rate, widths, activation) in DOSES.items()
 }
 
 # The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
@@ -976,8 +995,13 @@ class ExamMonitor(TrainingMonitor):
 
     def reset(self):
         super().reset()
-        self.ratio_sum_per_layer = [0.0] * self.num_hidden_layers
-        self.ratio_count_per_layer = [0] * self.num_hidden_layers
+        hidden = self.num_hidden_layers
+        self.ratio_sum_per_layer = [0.0] * hidden
+        self.ratio_count_per_layer = [0] * hidden
+        # (sum, sum of squares) of the weights feeding each hidden layer:
+        # summed in full at the epoch's first step, then carried from step to
+        # step by the step's own algebra (see record_step).
+        self.weight_sums = [None] * hidden
 
     def record(self, trace, pre_activation_grads):
         start = perf_counter()
@@ -988,15 +1012,39 @@ class ExamMonitor(TrainingMonitor):
         """Add this step's update/weight ratio of every hidden layer. A step
         whose weights have no finite spread left has no ratio and is skipped."""
         start = perf_counter()
+        # z = W x + b of each hidden layer (before any layer norm).
+        linear = trace.get("linear_outputs", trace["pre_activations"])
         for index in range(self.num_hidden_layers):
-            weight_std = weights_std(network[index][0])
-            update_std = step_size * outer_product_std(
-                pre_activation_grads[index], trace["layer_inputs"][index]
+            weights, biases = network[index]
+            grad, layer_input = pre_activation_grads[index], trace["layer_inputs"][index]
+            if self.weight_sums[index] is None:
+                self.weight_sums[index] = matrix_sums(weights)
+            total, squares = self.weight_sums[index]
+            count = len(grad) * len(layer_input)
+            # The step moves W by -step * dW, dW = grad x^T (see backward): the
+            # entries of that outer product sum to sum(grad) sum(x), and their
+            # squares to |grad|^2 |x|^2, so its spread costs O(n), not O(n^2).
+            step_total = step_size * exact_sum(grad) * exact_sum(layer_input)
+            step_norm = step_size * math.hypot(*grad) * math.hypot(*layer_input)
+            step_squares = step_norm * step_norm  # inf, not OverflowError as ** 2 would
+            weight_std = std_from_sums(total, squares, count)
+            ratio = (
+                std_from_sums(step_total, step_squares, count) / weight_std
+                if weight_std
+                else math.nan
             )
-            ratio = update_std / weight_std if weight_std > 0.0 else math.nan
             if not math.isnan(ratio):
                 self.ratio_sum_per_layer[index] += ratio
                 self.ratio_count_per_layer[index] += 1
+            # The sums of W - step * dW follow: the squares change by
+            # -2 step <W, dW> + step^2 |dW|^2, and <W, dW> = grad . (W x), where
+            # W x = z - b is already in the trace.
+            cross = step_size * exact_sum(list(map(mul, grad, map(sub, linear[index], biases))))
+            new_squares = squares - 2.0 * cross + step_squares
+            # A step that cancels most of the weights leaves a difference with
+            # few correct digits: then sum them in full again at the next step.
+            carried = new_squares > 1e-6 * (squares + step_squares)
+            self.weight_sums[index] = (total - step_total, new_squares) if carried else None
         self.ratio_seconds += perf_counter() - start
 
     def report(self):
@@ -1016,38 +1064,30 @@ class ExamMonitor(TrainingMonitor):
         return report
 
 
-def weights_std(weights):
-    """std of all of a layer's weights, NaN once one is not finite.
+def matrix_sums(weights):
+    """(sum, sum of squares) of every entry of a matrix, row by row in C."""
+    total = exact_sum([exact_sum(row) for row in weights])
+    norm = math.hypot(*[math.hypot(*row) for row in weights])
+    return total, norm * norm  # a huge norm squares to inf, where ** 2 would raise
 
-    Two passes as in mean_and_std, but row by row so that the work stays in
-    C: the rows' sums give the mean, each row's distance from it the spread.
-    """
-    count = len(weights) * len(weights[0])
-    try:
-        centre = math.fsum(map(math.fsum, weights)) / count
-    except (OverflowError, ValueError):  # inf - inf
-        return math.nan
-    centre_row = [centre] * len(weights[0])
-    return math.hypot(*[math.dist(row, centre_row) for row in weights]) / math.sqrt(count)
+
+def std_from_sums(total, squares, count):
+    """The std of count numbers from their sum and their sum of squares."""
+    mean = total / count
+    # Rounding can leave a zero variance a hair below 0; NaN passes max().
+    return math.sqrt(max(squares / count - mean * mean, 0.0))
 
 
 def outer_product_std(column, row):
     """std of the entries of the matrix column * row^T, in O(n) instead of O(n^2).
 
     Entry (i, j) is c_i r_j, so the entries sum to sum(c) sum(r), and their
-    squares to |c|^2 |r|^2 (math.hypot is the length |c|, computed without
-    overflow). A weight gradient is exactly such an outer product: dLoss/dpre
-    times the layer's input.
+    squares to |c|^2 |r|^2 (math.hypot is the length |c|).
     """
-    count = len(column) * len(row)
-    try:
-        mean = math.fsum(column) * math.fsum(row) / count
-    except (OverflowError, ValueError):  # a diverged step: nonfinite_count reports it
-        return math.nan
-    length = math.hypot(*column) * math.hypot(*row)
-    mean_square = length * length / count
-    # Rounding can leave a zero variance a hair below 0; NaN passes through max().
-    return math.sqrt(max(mean_square - mean * mean, 0.0))
+    total = exact_sum(column) * exact_sum(row)
+    norm = math.hypot(*column) * math.hypot(*row)
+    squares = norm * norm  # inf for a blow-up, where ** 2 would raise
+    return std_from_sums(total, squares, len(column) * len(row))
 
 
 def flag_update_ratio(report):
@@ -1060,9 +1100,46 @@ def flag_update_ratio(report):
     return warnings
 
 
+# The words that mark each kind of warning, in flag_issues' and
+# flag_update_ratio's own wording.
+WARNING_KINDS = {
+    "dead neurons": "dead neurons",
+    "vanishing gradients": "(vanishing)",
+    "exploding gradients": "(exploding)",
+    "saturation": "saturating",
+    "signal collapse": "(signal collapse)",
+    "non-finite values": "non-finite value",
+    "update too large": "(too large)",
+    "update too small": "(too small)",
+}
+# Below this loss the network has fit its data, and its gradients and steps
+# are small by nature: the lesson's fixed thresholds would call that calm
+# "vanishing" and "too small", so the examination does not count them then.
+FITTED_LOSS = 0.01
+CALM_WHEN_FITTED = ("vanishing gradients", "update too small")
+
+
 def all_warnings(report):
-    """flag_issues' warnings and the seventh reading's, ordered by layer."""
+    """flag_issues' warnings and the seventh reading's, ordered by layer, but
+    the calm of a fitted network (see FITTED_LOSS)."""
+    warnings = every_warning(report)
+    if report["loss"] < FITTED_LOSS:
+        warnings = [w for w in warnings if warning_kind(w) not in CALM_WHEN_FITTED]
+    return warnings
+
+
+def every_warning(report):
     return sorted(flag_issues(report) + flag_update_ratio(report), key=warning_layer)
+
+
+def fitted_calm(report):
+    """The warnings all_warnings leaves out as a fitted network's calm."""
+    counted = all_warnings(report)
+    return [warning for warning in every_warning(report) if warning not in counted]
+
+
+def warning_kind(warning):
+    return next(kind for kind, words in WARNING_KINDS.items() if words in warning)
 
 
 def warning_layer(warning):
@@ -1075,7 +1152,7 @@ def update_ratio_lines(report):
         f"{index + 1}: {readable(ratio, '.1e')}"
         for index, ratio in enumerate(report["update_ratio"])
     )
-    return [f"update/weight ratio per layer (healthy ~1e-3): {ratios}"]
+    return [f"update/weight ratio per layer (rule of thumb ~1e-3): {ratios}"]
 
 
 # ----------------------------------------------------------------------------
@@ -1211,27 +1288,11 @@ def verdict(reports):
     return f"verdict: {line}"
 
 
-# The words that mark each kind of warning, in flag_issues' and
-# flag_update_ratio's own wording.
-WARNING_KINDS = {
-    "dead neurons": "dead neurons",
-    "vanishing gradients": "(vanishing)",
-    "exploding gradients": "(exploding)",
-    "saturation": "saturating",
-    "signal collapse": "(signal collapse)",
-    "non-finite values": "non-finite value",
-    "update too large": "(too large)",
-    "update too small": "(too small)",
-}
 # A forward disease is carried up by the activations, so it starts at the
 # lowest layer showing it; a backward one is carried down by the gradients,
 # so it starts at the top and is worst at layer 1.
 FORWARD_DISEASES = ("dead neurons", "saturation", "signal collapse")
 BACKWARD_DISEASES = ("vanishing gradients", "exploding gradients")
-
-
-def warning_kind(warning):
-    return next(kind for kind, words in WARNING_KINDS.items() if words in warning)
 
 
 def origins(report, warnings):
@@ -1289,6 +1350,12 @@ def examine(patient, samples, report_every, halt_on_warning=False, charset="unic
             if first_sign:
                 lines.insert(1, "first sign: the first epoch with a warning")
             lines += update_ratio_lines(report) + warning_lines(warnings)
+            calm = fitted_calm(report)
+            if calm:
+                lines.append(
+                    f"(not counted: {plural(len(calm), 'warning')} of small gradients or steps; "
+                    f"with the loss below {FITTED_LOSS:g} the network has fit its data)"
+                )
             print("\n".join(lines) + "\n")
         if halting:
             print(f"halted at epoch {report['epoch']}: the first warning stops the visit.\n")
@@ -1314,6 +1381,246 @@ def timing_line(busy, monitor):
         f" ({100.0 * monitor.lesson_seconds / training:.0f}% of training); the update/weight "
         f"ratio {monitor.ratio_seconds:.2f}s ({100.0 * monitor.ratio_seconds / training:.0f}%)"
     )
+
+
+# ----------------------------------------------------------------------------
+# The doctor's other half: prescribe a treatment, apply it, prove the cure
+
+# Cured: the last epoch trips no warning and the final loss is below CURED_LOSS.
+CURED_LOSS = 0.1
+TREATMENT_ROUNDS = 3  # prescribe again while it still warns, at most this often
+TREATMENTS_PER_ROUND = 2  # the least change that answers the warnings
+
+
+# The prescription table. prescribe reads a run's first sign of disease (its
+# first epoch with a warning: later warnings are most often that disease's
+# aftermath) and, for each kind of warning there, goes down that kind's rows:
+# the first row whose condition holds and whose treatment the dosing has not
+# had yet is given. A run that never warned but did not learn (its final loss
+# not below CURED_LOSS) has "no progress".
+# fmt: off
+PRESCRIPTIONS = (
+    # kind of warning        condition           treatment
+    ("non-finite values",    "init too large",   "the activation's init"),
+    ("non-finite values",    "always",           "learning rate x 0.1"),
+    ("exploding gradients",  "init too large",   "the activation's init"),
+    ("exploding gradients",  "always",           "gradient clipping"),
+    ("update too large",     "always",           "learning rate x 0.1"),
+    ("saturation",           "init too large",   "the activation's init"),
+    ("saturation",           "always",           "layer norm"),
+    ("dead neurons",         "init off by 2x",   "the activation's init"),
+    ("dead neurons",         "fast steps",       "learning rate x 0.3"),
+    ("dead neurons",         "always",           "layer norm"),
+    ("signal collapse",      "init too small",   "the activation's init"),
+    ("signal collapse",      "always",           "layer norm"),
+    ("vanishing gradients",  "init too small",   "the activation's init"),
+    ("vanishing gradients",  "always",           "layer norm"),
+    ("update too small",     "always",           "learning rate x 3"),
+    ("no progress",          "always",           "learning rate x 3"),
+)
+# fmt: on
+# Within each family one kind speaks for the rest, the first listed: an
+# explosion saturates, a collapse starves the updates.
+FAMILIES = (
+    ("non-finite values", "exploding gradients", "update too large", "saturation"),
+    ("dead neurons",),
+    ("signal collapse", "vanishing gradients", "update too small", "no progress"),
+)
+RECOMMENDED_INIT = {"relu": "kaiming", "leaky_relu": "kaiming", "tanh": "xavier"}
+# An epoch-1 update/weight ratio ten times the rule of thumb's 1e-3: steps
+# large enough to knock ReLUs off for good.
+FAST_STEPS = 1e-2
+CLIP_NORM = 1.0  # Pascanu et al. clip at a norm near the gradients' usual size
+
+
+def init_scale(dosing):
+    """The dosing's weight std over the one its activation should have (their
+    geometric mean over the layers): above 1 too large, below 1 too small."""
+    best = RECOMMENDED_INIT[dosing["activation"]]
+    logs = [
+        math.log(
+            init_std(fan_in, fan_out, dosing["init_mode"], dosing["weight_scale_override"])
+            / init_std(fan_in, fan_out, best, None)
+        )
+        for fan_in, fan_out in pairwise(dosing["layer_widths"])
+    ]
+    return math.exp(exact_sum(logs) / len(logs))
+
+
+CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
+    "always": lambda dosing, reports: True,
+    "init too large": lambda dosing, reports: init_scale(dosing) > 1.1,
+    "init too small": lambda dosing, reports: init_scale(dosing) < 0.9,
+    "init off by 2x": lambda dosing, reports: not 0.5 < init_scale(dosing) < 2.0,
+    "fast steps": lambda dosing, reports: max(reports[0]["update_ratio"]) >= FAST_STEPS,
+}
+INIT_SOURCES = {"kaiming": "He et al. 2015", "xavier": "Glorot and Bengio 2010"}
+
+
+def recommended_init(dosing):
+    init = RECOMMENDED_INIT[dosing["activation"]]
+    return f"{init} init", {"init_mode": init, "weight_scale_override": None}, INIT_SOURCES[init]
+
+
+def scaled_learning_rate(factor, source):
+    def treatment(dosing):
+        change = {"learning_rate": dosing["learning_rate"] * factor}
+        return f"learning rate x {factor:g}", change, source
+
+    return treatment
+
+
+TREATMENTS = {  # treatment: dosing -> (its name, its change to the dosing, its source)
+    "the activation's init": recommended_init,
+    "learning rate x 0.1": scaled_learning_rate(0.1, "Bengio 2012"),
+    "learning rate x 0.3": scaled_learning_rate(0.3, "Karpathy, CS231n notes"),
+    "learning rate x 3": scaled_learning_rate(3.0, "Karpathy, CS231n notes"),
+    "gradient clipping": lambda dosing: (
+        f"gradient clipping at {CLIP_NORM:g}",
+        {"clip": CLIP_NORM},
+        "Pascanu et al. 2013",
+    ),
+    "layer norm": lambda dosing: ("layer norm", {"norm": "layer"}, "Ba, Kiros and Hinton 2016"),
+    "leaky ReLU": lambda dosing: (
+        "leaky ReLU",
+        {"activation": "leaky_relu"},
+        "Maas, Hannun and Ng 2013",
+    ),
+}
+
+
+def prescribe(reports, dosing):
+    """At most TREATMENTS_PER_ROUND treatments for a run's first sign of
+    disease, by the PRESCRIPTIONS table: a list of dicts with the treatment's
+    "name", its "dosing" change and the "reason" (the warning it answers and
+    the remedy's source). Reads the reports and the dosing, never the name."""
+    first = next((report for report in reports if all_warnings(report)), None)
+    if first is not None:
+        kinds = {warning_kind(warning) for warning in all_warnings(first)}
+    else:
+        kinds = {"no progress"} if reports[-1]["loss"] >= CURED_LOSS else set()
+    prescription = []
+    for family in FAMILIES:
+        kind = next((kind for kind in family if kind in kinds), None)
+        if kind is None or len(prescription) == TREATMENTS_PER_ROUND:
+            continue
+        for row_kind, condition, treatment in PRESCRIPTIONS:
+            if row_kind != kind or not CONDITIONS[condition](dosing, reports):
+                continue
+            name, change, source = TREATMENTS[treatment](dosing)
+            if all(dosing[key] == value for key, value in change.items()):
+                continue  # already given
+            if not any(key in given["dosing"] for given in prescription for key in change):
+                where = (
+                    f"at epoch {first['epoch']}" if first else f"in {reports[-1]['epoch']} epochs"
+                )
+                prescription.append(
+                    dict(name=name, dosing=change, reason=f"answers {kind} {where} ({source})")
+                )
+            break
+    return prescription
+
+
+def is_well(reports):
+    """The cure's definition: the last epoch trips no warning and the final
+    loss is below CURED_LOSS."""
+    return not all_warnings(reports[-1]) and reports[-1]["loss"] < CURED_LOSS
+
+
+def apply_treatments(patient, prescription):
+    """The patient with its dosing changed as prescribed; the task (data,
+    widths, epochs, seeds) stays the same."""
+    treated = dict(patient)
+    for treatment in prescription:
+        treated.update(treatment["dosing"])
+    treated["label"] = f"{patient['patient'].upper()} ({describe_dosing(treated)})"
+    return treated
+
+
+def treat(patient, samples, report_every, charset="unicode", quiet=False):
+    """Examine the patient; while it is not well (see is_well), prescribe
+    from its chart, apply the prescription to the same patient and examine
+    again, up to TREATMENT_ROUNDS rounds. Ends with the before/after
+    comparison and one outcome line; quiet, it trains and prints nothing.
+    Returns every round: (dosing, treatments given so far, reports)."""
+
+    def examined(dosing):
+        if quiet:
+            monitor = ExamMonitor(dosing["layer_widths"], dosing["activation"])
+            return [report for _, report in dosed_run(dosing, samples, monitor)]
+        return examine(dosing, samples, report_every, charset=charset)
+
+    reports = examined(patient)
+    rounds = [(patient, [], reports)]
+    while not is_well(reports) and len(rounds) <= TREATMENT_ROUNDS:
+        prescription = prescribe(reports, patient)
+        if not prescription:
+            break
+        if not quiet:
+            print(f"prescription, round {len(rounds)}:")
+            print("\n".join(f"- {t['name']}: {t['reason']}" for t in prescription) + "\n")
+        patient = apply_treatments(patient, prescription)
+        reports = examined(patient)
+        rounds.append((patient, rounds[-1][1] + [t["name"] for t in prescription], reports))
+    if not quiet:
+        if len(rounds) > 1:
+            print("\n".join(comparison_lines(rounds[0], rounds[-1])))
+        print(outcome(rounds) + "\n")
+    return rounds
+
+
+def comparison_lines(before, after):
+    """Untreated beside treated, each layer's readings at the last epoch:
+    before -> after."""
+    (_, _, untreated), (patient, treatments, treated) = before, after
+    first, last = untreated[-1], treated[-1]
+    lines = [
+        f"=== before and after treatment | epoch {last['epoch']} ===",
+        f"untreated: {describe_dosing(before[0])}",
+        f"treated:   {describe_dosing(patient)} ({', '.join(treatments)})",
+        f"loss: {format_loss(first['loss'])} -> {format_loss(last['loss'])}",
+        "layer |             act std |             grad std |         dead |        sat %",
+    ]
+    for index in range(len(last["activation_std"])):
+        cells = [
+            (
+                format_activation(report["activation_std"][index]),
+                readable(report["gradient_std"][index], ".2e"),
+                dead_text(report, index),
+                readable(report["saturation_rate"][index], ".0%"),
+            )
+            for report in (first, last)
+        ]
+        lines.append(
+            f"{index + 1:>5} | "
+            + " | ".join(
+                f"{old:>{width}} -> {new:<{width}}"
+                for (old, new), width in zip(zip(*cells), (8, 8, 5, 5))
+            )
+        )
+    return lines
+
+
+def outcome(rounds):
+    """The one line that ends a treatment: healthy, cured or not cured."""
+    (_, _, untreated), (_, treatments, reports) = rounds[0], rounds[-1]
+    final_loss = format_loss(reports[-1]["loss"])
+    if len(rounds) == 1 and is_well(reports):
+        warned = sum(1 for report in reports if all_warnings(report))
+        note = f" (it warned in {plural(warned, 'epoch')}, none at the last)" if warned else ""
+        return f"outcome: healthy: nothing to treat{note}; final loss {final_loss}."
+    given = ", ".join(treatments) or "nothing in the prescription table answers its warnings"
+    after = plural(len(rounds) - 1, "round")
+    loss = f"loss {format_loss(untreated[-1]['loss'])} before, {final_loss} after"
+    if is_well(reports):
+        return f"outcome: cured after {after} ({given}); {loss}."
+    warnings = all_warnings(reports[-1])
+    if warnings:
+        more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+        still = f"still warns: {warnings[0]}{more}"
+    else:
+        still = f"no warning, but the final loss is not below {CURED_LOSS:g}"
+    return f"outcome: not cured after {after} ({given}); {still}; {loss}."
 
 
 # ----------------------------------------------------------------------------
@@ -1659,6 +1966,7 @@ MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size: 30 epochs of ~3 s
 MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
 MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats an epoch: <= 1 GB
 MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
+MAX_SEED_PAIRS = 1_000  # --seeds: a thousand runs of the lesson's size take ~10 minutes
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -1740,6 +2048,9 @@ LESSON_RUN = {
     "lr": None,
     "epochs": None,
     "widths": None,
+    "activation": None,
+    "norm": None,
+    "clip": None,
     "samples": 80,
     "data_seed": 7,
     "network_seed": 11,
@@ -1747,6 +2058,9 @@ LESSON_RUN = {
     "halt_on_warning": False,
     "json": None,
     "timing": False,
+    "treat": False,
+    "seeds": None,
+    "experiment": None,
 }
 # Flags that leave the lesson's run as it is: --ascii only changes the
 # examination's trend and heatmap characters, and --list-patients runs nothing.
@@ -1793,7 +2107,7 @@ def build_parser():
     )
     dosing.add_argument(
         "--init",
-        choices=["kaiming", "xavier", "bad"],
+        choices=["kaiming", "xavier", "standard", "bad"],
         help=f"weight init; 'bad' needs --scale (default: the patient's; healthy's "
         f"{healthy['init_mode']})",
     )
@@ -1822,6 +2136,25 @@ def build_parser():
         f"widths, the class count (2 or more). Each at most {MAX_WIDTH}, the hidden ones at "
         f"most {MAX_HIDDEN_NEURONS} in all, and at most {MAX_WEIGHTS} weights (default: the "
         f"patient's; healthy's {','.join(map(str, healthy['layer_widths']))})",
+    )
+    dosing.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        help=f"the hidden layers' activation (default: the patient's; healthy's "
+        f"{healthy['activation']})",
+    )
+    dosing.add_argument(
+        "--norm",
+        choices=["none", "layer"],
+        help="'layer': layer norm before each hidden activation (default: the patient's; "
+        f"healthy's {healthy['norm']})",
+    )
+    dosing.add_argument(
+        "--clip",
+        type=number_above_zero,
+        metavar="MAX_NORM",
+        help="clip every step's gradient to this global norm (default: the patient's; "
+        "healthy has none)",
     )
     dosing.add_argument(
         "--samples",
@@ -1868,6 +2201,26 @@ def build_parser():
         action="store_true",
         help="after each run, print the seconds spent training and monitoring",
     )
+    modes = parser.add_argument_group("beyond one examination")
+    modes.add_argument(
+        "--treat",
+        action="store_true",
+        help=f"treat each patient that warns: prescribe from its chart, apply, examine again, "
+        f"up to {TREATMENT_ROUNDS} rounds; ends with before/after and one outcome line",
+    )
+    modes.add_argument(
+        "--seeds",
+        type=whole_number(1, MAX_SEED_PAIRS),
+        metavar="N",
+        help="run each patient on N seed pairs (data and network seed + k, k = 0..N-1) "
+        "without charts and print what warned how often: a disease of the dose or of the seed?",
+    )
+    modes.add_argument(
+        "--experiment",
+        choices=list(EXPERIMENTS),
+        help="rerun a founding experiment at initialization, beside theory; takes the "
+        "seeds and --json, no dosing",
+    )
     return parser
 
 
@@ -1877,9 +2230,14 @@ def describe_dosing(patient):
         init += f" init, std={patient['weight_scale_override']:g}"
     else:
         init += " init"
+    treatments = [patient["activation"]] if patient["activation"] != "relu" else []
+    treatments += ["layer norm"] if patient["norm"] == "layer" else []
+    treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
     widths = "-".join(map(str, patient["layer_widths"]))
     epochs = plural(patient["epochs"], "epoch")
-    return f"{init}, lr={patient['learning_rate']:g}, widths {widths}, {epochs}"
+    return ", ".join(
+        [init, *treatments, f"lr={patient['learning_rate']:g}", f"widths {widths}", epochs]
+    )
 
 
 def patient_runs(args, parser):
@@ -1893,6 +2251,9 @@ def patient_runs(args, parser):
             ("learning_rate", args.lr),
             ("epochs", args.epochs),
             ("layer_widths", args.widths),
+            ("activation", args.activation),
+            ("norm", args.norm),
+            ("clip", args.clip),
         )
         if value is not None
     }
@@ -1919,6 +2280,29 @@ def patient_runs(args, parser):
             )
         runs.append(run)
     return runs
+
+
+# The flags each mode cannot take: an experiment builds its own networks, and
+# --seeds and --treat each run a patient in a way of their own.
+MODE_CONFLICTS = {
+    "experiment": (
+        "patient init scale lr epochs widths activation norm clip samples report_every "
+        "halt_on_warning timing treat seeds"
+    ),
+    "seeds": "treat halt_on_warning json timing",
+    "treat": "halt_on_warning timing",
+}
+
+
+def check_mode(args, parser):
+    """A parser error for a flag the chosen mode cannot take."""
+    for mode, conflicts in MODE_CONFLICTS.items():
+        if getattr(args, mode) in (None, False):
+            continue
+        for name in conflicts.split():
+            if getattr(args, name) != LESSON_RUN[name]:
+                flag = "--" + name.replace("_", "-")
+                parser.error(f"argument {flag}: not allowed with --{mode}")
 
 
 def check_json_path(path, parser):
@@ -2040,17 +2424,30 @@ class GuardedStdout:
 
 
 def run_patients(args, parser):
-    """Train and chart the runs args ask for; return their JSON records."""
-    runs = patient_runs(args, parser)
+    """Train and chart (or treat, or summarize over seeds) the runs args ask
+    for, or run the experiment; return their JSON records."""
+    check_mode(args, parser)
     if args.json is not None:
         check_json_path(args.json, parser)
+    if args.experiment:
+        return run_experiment(args.experiment, args.data_seed, args.network_seed)
+    runs = patient_runs(args, parser)
     if asks_for_the_lesson(args):
         main()
         return []
     records = []
     for run in runs:
+        if args.seeds:
+            print("\n".join(seed_summary(run, args.seeds)) + "\n")
+            continue
         widths = run["layer_widths"]
         samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+        if args.treat:
+            rounds = treat(run, samples, args.report_every, stdout_charset(args.ascii))
+            for number, (dosing, treatments, reports) in enumerate(rounds):
+                extra = {"round": number, "treatments": treatments}
+                records += [{**record, **extra} for record in json_records(dosing, reports)]
+            continue
         reports = examine(
             run,
             samples,

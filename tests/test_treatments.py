@@ -172,3 +172,5 @@ def test_readings_without_meaning_print_not_applicable():
     leaky = main.ExamMonitor([2, 3, 2], "leaky_relu")
     leaky.record(trace, [[0.1, 0.2, 0.3], [0.0, 0.0]])
     assert math.isnan(leaky.report()["saturation_rate"][0])
+    assert math.isnan(leaky.report()["dead_count"][0])
+    assert main.dead_text(report, 0) == "n/a"
