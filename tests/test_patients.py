@@ -1,6 +1,8 @@
 """Each disease patient shows its own disease, on more seeds than its own, and
 --treat cures it; --seeds counts what separate runs give."""
 
+import json
+
 import pytest
 
 import main
@@ -106,3 +108,39 @@ def test_seeds_counts_what_separate_runs_give():
     assert float(row.split("|")[2]) == sorted(first_epochs)[len(first_epochs) // 2]
     assert f"median final loss: {main.format_loss(sorted(losses)[1])}" in lines
     assert lines[-1] == f"no warning: {silent} of 3 seed pairs"
+
+
+def test_treat_writes_every_round_to_json(tmp_path, capsys):
+    path = tmp_path / "treat.jsonl"
+    argv = ["--patient", "collapsed", "--treat", "--epochs", "3", "--json", str(path)]
+    assert main.command_line(argv) == 0
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    rounds = sorted({record["round"] for record in records})
+    assert rounds[0] == 0 and rounds == list(range(len(rounds)))
+    for record in records:
+        assert [r["epoch"] for r in records if r["round"] == record["round"]] == [1, 2, 3]
+        assert len(record["treatments"]) == (
+            0 if record["round"] == 0 else len(record["treatments"])
+        )
+    assert records[0]["treatments"] == []
+    out = capsys.readouterr().out
+    assert sum(line.startswith("outcome: ") for line in out.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--seeds", "2", "--treat"], ["--seeds", "2", "--json", "x.jsonl"], ["--treat", "--timing"]],
+)
+def test_modes_refuse_flags_they_cannot_take(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main.command_line(argv)
+    assert stop.value.code == 2
+    assert "not allowed with --" in capsys.readouterr().err
+
+
+def test_treatment_flags_reach_the_label_and_the_run(capsys):
+    argv = ["--activation", "tanh", "--norm", "layer", "--clip", "1", "--epochs", "2"]
+    assert main.command_line(argv) == 0
+    assert "=== CUSTOM (kaiming init, tanh, layer norm, clip=1, lr=0.05, widths " in (
+        capsys.readouterr().out
+    )

@@ -45,6 +45,13 @@ BAD_ARGUMENTS = [
     (["--patient", "zombie"], "--patient", "'zombie'"),
     (["--init", "bad"], "--init", "'bad'"),  # 'bad' has no std without --scale
     (["--init", "random"], "--init", "'random'"),
+    (["--activation", "sigmoid"], "--activation", "'sigmoid'"),
+    (["--norm", "batch"], "--norm", "'batch'"),
+    (["--clip", "0"], "--clip", "'0'"),
+    (["--clip", "nan"], "--clip", "'nan'"),
+    (["--seeds", "0"], "--seeds", "'0'"),
+    (["--seeds", "many"], "--seeds", "'many'"),
+    (["--experiment", "lecun"], "--experiment", "'lecun'"),
 ]
 
 
