@@ -6,13 +6,24 @@ init, learning rate 0.05) and a sick one (oversized init, learning rate 0.8) --
 and every 10 epochs prints each hidden layer's six readings, a tiny histogram
 of its activations, and the warnings the readings trip.
 
-    python main.py             the lesson's two patients
-    python main.py --help      more patients, your own dosing, trends, export
-    python -m pytest           the tests
+    python main.py                           the lesson's two patients
+    python main.py --patient dead            one patient's full examination
+    python main.py --patient dead --treat    ... then a prescription, and the cure
+    python main.py --help                    everything else
+    python -m pytest                         the tests
 
 Pure Python, standard library only. The first part of this file is the lesson,
 whole and in the lesson's order; everything after the "Beyond the lesson"
 banner is extra, so a reader beside the lesson can stop there.
+
+Contents
+  The lesson: list math; data and network; the diagnostic forward pass,
+    backprop and SGD; the monitor; the chart; training the two patients.
+  Beyond the lesson: treatments (other activations, layer norm, clipping);
+    the patients; the seventh reading and the examination's warnings; the
+    chart over time; the verdict; one full examination; prescribe, treat and
+    prove the cure; seeds or dose; the founding experiments (Glorot and
+    Bengio 2010, He et al. 2015); JSON export; the command line.
 """
 
 import argparse
@@ -649,8 +660,9 @@ def main():
 
 
 # ============================================================================
-# Beyond the lesson: a patient for every disease, the chart over time, a
-# seventh reading, an early-warning verdict, export, and a command line.
+# Beyond the lesson: treatments, a patient for every disease, a seventh
+# reading, the chart over time, a verdict, prescriptions and cures, seeds, the
+# founding experiments, export, and a command line.
 # Everything above is the lesson; a reader beside the lesson can stop here.
 # ============================================================================
 
@@ -900,6 +912,9 @@ def dosed_run(patient, samples, monitor):
         yield network, report
 
 
+# ----------------------------------------------------------------------------
+# The patients
+
 LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
 
 # Every patient gets the lesson's data (seed 7), network seed (11) and 30
@@ -964,15 +979,14 @@ PATIENTS = {
     for name, (init_mode, weight_std, learning_rate, widths, activation) in DOSES.items()
 }
 
+# ----------------------------------------------------------------------------
+# The seventh reading, and the examination's warnings
+
 # The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
 # Networks Part 3: Learning and Evaluation"): an update should be about 1e-3
 # of the size of the weights it changes. Two decades either side is far off.
 UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
 UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
-
-SPARK_LEVELS = {"unicode": "▁▂▃▄▅▆▇█", "ascii": ".:-=+*#@"}
-SHADE_LEVELS = {"unicode": " ░▒▓█", "ascii": " .:*#"}
-ZERO_MARK, NONFINITE_MARK = "_", "!"
 
 
 class ExamMonitor(TrainingMonitor):
@@ -1158,6 +1172,10 @@ def update_ratio_lines(report):
 # ----------------------------------------------------------------------------
 # The chart over time: trend lines and a histogram heatmap, one column per epoch
 
+SPARK_LEVELS = {"unicode": "▁▂▃▄▅▆▇█", "ascii": ".:-=+*#@"}
+SHADE_LEVELS = {"unicode": " ░▒▓█", "ascii": " .:*#"}
+ZERO_MARK, NONFINITE_MARK = "_", "!"
+
 
 def sparkline(values, low, high, log_scale, charset):
     """One character per value, from the lowest level (at low) to the highest (at high).
@@ -1317,6 +1335,18 @@ def origins(report, warnings):
             f"from layer {top} down to layer 1."
         )
     return sentences
+
+
+def change(start, end):
+    """How a positive reading changes from start to end, in words:
+    'shrinks 18x', 'grows 2.5x', 'falls to 0'."""
+    if not (math.isfinite(start) and math.isfinite(end)) or start <= 0.0 or end < 0.0:
+        return "cannot be compared (n/a)"
+    if end == 0.0:
+        return "falls to 0"
+    if start >= end:
+        return f"shrinks {start / end:.3g}x"
+    return f"grows {end / start:.3g}x"
 
 
 def diverged_in(report):
@@ -1878,16 +1908,8 @@ def experiment_finding(experiment, shrink, losses):
     return "finding: " + "; ".join(parts) + "."
 
 
-def change(start, end):
-    """How a positive reading changes from start to end, in words:
-    'shrinks 18x', 'grows 2.5x', 'falls to 0'."""
-    if not (math.isfinite(start) and math.isfinite(end)) or start <= 0.0 or end < 0.0:
-        return "cannot be compared (n/a)"
-    if end == 0.0:
-        return "falls to 0"
-    if start >= end:
-        return f"shrinks {start / end:.3g}x"
-    return f"grows {end / start:.3g}x"
+# ----------------------------------------------------------------------------
+# Export: JSON Lines
 
 
 def json_records(patient, reports):
