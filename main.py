@@ -797,10 +797,9 @@ def dosed_forward(network, norms, inputs, activation):
     if is_plain(activation, norms):
         return forward_with_trace(network, inputs)
     activate = ACTIVATIONS[activation]["layer"]
-    trace = {key: [] for key in ("layer_inputs", "pre_activations", "post_activations")}
-    trace["units"], trace["spreads"] = [], []
-    if norms:
-        trace["linear_outputs"] = []  # W x + b, before the norm
+    keys = ["layer_inputs", "pre_activations", "post_activations"]
+    keys += ["linear_outputs", "units", "spreads"] if norms else []
+    trace = {key: [] for key in keys}
     signal = list(inputs)
     for layer_index, (weights, biases) in enumerate(network):
         trace["layer_inputs"].append(signal)
