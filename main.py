@@ -1034,12 +1034,10 @@ class ExamMonitor(TrainingMonitor):
                 self.weight_sums[index] = matrix_sums(weights)
             total, squares = self.weight_sums[index]
             count = len(grad) * len(layer_input)
-            # The step moves W by -step * dW, dW = grad x^T (see backward): the
-            # entries of that outer product sum to sum(grad) sum(x), and their
-            # squares to |grad|^2 |x|^2, so its spread costs O(n), not O(n^2).
-            step_total = step_size * exact_sum(grad) * exact_sum(layer_input)
-            step_norm = step_size * math.hypot(*grad) * math.hypot(*layer_input)
-            step_squares = step_norm * step_norm  # inf, not OverflowError as ** 2 would
+            # The step moves W by -step * dW, dW = grad x^T (see backward).
+            gradient_total, gradient_squares = outer_product_sums(grad, layer_input)
+            step_total = step_size * gradient_total
+            step_squares = step_size * step_size * gradient_squares
             weight_std = std_from_sums(total, squares, count)
             ratio = (
                 std_from_sums(step_total, step_squares, count) / weight_std
@@ -1091,16 +1089,12 @@ def std_from_sums(total, squares, count):
     return math.sqrt(max(squares / count - mean * mean, 0.0))
 
 
-def outer_product_std(column, row):
-    """std of the entries of the matrix column * row^T, in O(n) instead of O(n^2).
-
-    Entry (i, j) is c_i r_j, so the entries sum to sum(c) sum(r), and their
-    squares to |c|^2 |r|^2 (math.hypot is the length |c|).
-    """
-    total = exact_sum(column) * exact_sum(row)
+def outer_product_sums(column, row):
+    """(sum, sum of squares) of the entries of the matrix column * row^T, in
+    O(n) instead of O(n^2): entry (i, j) is c_i r_j, so the entries sum to
+    sum(c) sum(r), and their squares to |c|^2 |r|^2 (math.hypot is |c|)."""
     norm = math.hypot(*column) * math.hypot(*row)
-    squares = norm * norm  # inf for a blow-up, where ** 2 would raise
-    return std_from_sums(total, squares, len(column) * len(row))
+    return exact_sum(column) * exact_sum(row), norm * norm  # inf where ** 2 would raise
 
 
 def flag_update_ratio(report):

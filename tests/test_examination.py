@@ -45,9 +45,11 @@ def test_the_healthy_patient_trips_no_warning_at_any_epoch(patient_reports):
     assert all(main.all_warnings(report) == [] for report in patient_reports["healthy"])
 
 
-def test_outer_product_std_matches_a_hand_computation():
-    # [1, 2] x [3, 5] = entries 3, 5, 6, 10: mean 6, squared deviations 9 + 1 + 0 + 16
-    assert main.outer_product_std([1.0, 2.0], [3.0, 5.0]) == pytest.approx(math.sqrt(26 / 4))
+def test_outer_product_sums_match_a_hand_computation():
+    # [1, 2] x [3, 5] = entries 3, 5, 6, 10: they sum to 24, their squares to 170
+    total, squares = main.outer_product_sums([1.0, 2.0], [3.0, 5.0])
+    assert (total, squares) == (24.0, pytest.approx(170.0, rel=1e-15))
+    assert main.std_from_sums(total, squares, 4) == pytest.approx(math.sqrt(26 / 4))
 
 
 def test_update_ratio_matches_a_hand_computation_on_a_tiny_network():
