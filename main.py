@@ -2092,15 +2092,14 @@ def build_parser():
     healthy = PATIENTS["healthy"]
     parser = OneLineParser(
         prog="main.py",
-        description="Train patients and print their per-layer health charts. The lesson's run "
-        "(the healthy and the sick patient with their own dosing, data seed "
+        description="Train patients and print their per-layer health charts. With no "
+        "arguments, or only flags that repeat the lesson's values (data seed "
         f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
-        f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs) "
-        "prints exactly what the lesson prints: you get it with no arguments, or with flags "
-        "that only repeat those defaults, and --ascii leaves it as it is. Any other run "
-        "(another patient, dosing, seed, sample count or --report-every) and --patient, "
-        "--json, --timing or --halt-on-warning get the full examination: trends, heatmap "
-        "and verdict.",
+        f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs; "
+        "--ascii too), you get the lesson's run: the healthy and the sick patient, exactly as "
+        "the lesson prints them. Anything else (a patient, a dosing, other seeds, --json, "
+        "--timing, --halt-on-warning) gets the full examination: charts, trends, heatmap and "
+        "verdict.",
     )
     parser.add_argument(
         "--patient",
