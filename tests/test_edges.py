@@ -268,7 +268,7 @@ def test_help_names_every_patient_and_every_dosing_default(capsys):
         assert default in text
     for bound in ("at most 1000", "at most 10000", "at most 1024", "at most 300000 weights"):
         assert bound in text
-    assert "prints exactly what the lesson prints" in text
+    assert "exactly as the lesson prints them" in text
 
 
 def json_refusal(path, capsys):
