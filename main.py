@@ -138,6 +138,10 @@ def mean_and_std(values):
     if not values:
         return math.nan, math.nan
     centre = exact_sum(values) / len(values)
+    if math.isinf(centre) and all(map(math.isfinite, values)):
+        # Finite values whose sum overflows: average them scaled down.
+        scale = max(map(abs, values))
+        centre = exact_sum([value / scale for value in values]) / len(values) * scale
     return centre, math.dist(values, [centre] * len(values)) / math.sqrt(len(values))
 
 
@@ -477,7 +481,10 @@ def readable(value, spec):
 
 
 def format_activation(value):
-    # Three decimals for a healthy layer; one for an exploded one in the 1e5s.
+    # Three decimals for a healthy layer; one for an exploded one in the 1e5s;
+    # scientific from a million on, so the column keeps its width.
+    if abs(value) >= 1e6:
+        return readable(value, ".2e")
     return readable(value, ".3f" if abs(value) < 1000.0 else ".1f")
 
 
@@ -1030,6 +1037,8 @@ class ExamMonitor(TrainingMonitor):
         for index in range(self.num_hidden_layers):
             weights, biases = network[index]
             grad, layer_input = pre_activation_grads[index], trace["layer_inputs"][index]
+            if len(grad) * len(layer_input) < 2:
+                continue  # one weight has no spread: its ratio means nothing
             if self.weight_sums[index] is None:
                 self.weight_sums[index] = matrix_sums(weights)
             total, squares = self.weight_sums[index]
@@ -1281,22 +1290,25 @@ def verdict(reports):
         return f"verdict: no warning in {plural(last['epoch'], 'epoch')}; final loss {final_loss}."
     warnings = all_warnings(warned)
     since = f" (epoch 1: {format_loss(reports[0]['loss'])})" if warned["epoch"] > 1 else ""
-    others = len(warnings) - 1
-    more = f" (+{plural(others, 'more warning')})" if others else ""
     line = (
         f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
-        f"{since}: {warnings[0]}{more}."
+        f"{since}: {first_of(warnings)}."
     )
     line = " ".join([line, *origins(warned, warnings)])
     diverged = next((report for report in reports if diverged_in(report)), None)
     if diverged:
         nonfinite = sum(diverged["nonfinite_count"])
-        line = (
-            f"training diverged at epoch {diverged['epoch']} "
-            f"({plural(nonfinite, 'non-finite value')} in the hidden layers, "
-            f"loss {format_loss(diverged['loss'])}); {line}"
-        )
+        signs = [f"loss {format_loss(diverged['loss'])}"]
+        if nonfinite:
+            signs.insert(0, f"{plural(nonfinite, 'non-finite value')} in the hidden layers")
+        line = f"training diverged at epoch {diverged['epoch']} ({', '.join(signs)}); {line}"
     return f"verdict: {line}"
+
+
+def first_of(warnings):
+    """The first warning, and how many more: "Layer 1: ... (+2 more warnings)"."""
+    others = len(warnings) - 1
+    return warnings[0] + (f" (+{plural(others, 'more warning')})" if others else "")
 
 
 # A forward disease is carried up by the activations, so it starts at the
@@ -1320,12 +1332,14 @@ def origins(report, warnings):
             + f" at layer {lowest}, the lowest layer showing {'them' if many else 'it'}."
         )
     backward = [kind for kind in BACKWARD_DISEASES if kind in kinds]
-    if backward:
-        top = len(report["gradient_std"])
+    top, bottom = report["gradient_std"][-1], report["gradient_std"][0]
+    # A backward disease builds up on its way down, and only then is the top
+    # its origin: vanishing gradients shrink toward layer 1, exploding ones grow.
+    built_up = {"vanishing gradients": bottom < top, "exploding gradients": bottom > top}
+    if len(backward) == 1 and len(report["gradient_std"]) > 1 and built_up[backward[0]]:
         sentences.append(
-            f"{' and '.join(backward).capitalize()} travel backward, from the top: the "
-            f"gradient std {change(report['gradient_std'][-1], report['gradient_std'][0])} "
-            f"from layer {top} down to layer 1."
+            f"{backward[0].capitalize()} travel backward, from the top: the gradient std "
+            f"{change(top, bottom)} from layer {len(report['gradient_std'])} down to layer 1."
         )
     return sentences
 
@@ -1411,8 +1425,10 @@ def timing_line(busy, monitor):
 
 # Cured: the last epoch trips no warning and the final loss is below CURED_LOSS.
 CURED_LOSS = 0.1
-TREATMENT_ROUNDS = 3  # prescribe again while it still warns, at most this often
+TREATMENT_ROUNDS = 3  # prescribe again while it is not well, at most this often
 TREATMENTS_PER_ROUND = 2  # the least change that answers the warnings
+# Fewer epochs cannot tell a slow start from a patient that makes no progress.
+TREAT_MIN_EPOCHS = 10
 
 
 # The prescription table. prescribe reads a run's first sign of disease (its
@@ -1594,34 +1610,36 @@ def treat(patient, samples, report_every, charset="unicode", quiet=False):
 
 def comparison_lines(before, after):
     """Untreated beside treated, each layer's readings at the last epoch:
-    before -> after."""
+    before -> after, each column as wide as its widest cell."""
     (_, _, untreated), (patient, treatments, treated) = before, after
     first, last = untreated[-1], treated[-1]
-    lines = [
+    header = ["layer", "act std", "grad std", "dead", "sat %"]
+    rows = [
+        [str(index + 1)]
+        + [
+            f"{old} -> {new}"
+            for old, new in zip(*(layer_cells(report, index) for report in (first, last)))
+        ]
+        for index in range(len(last["activation_std"]))
+    ]
+    widths = [max(map(len, column)) for column in zip(header, *rows)]
+    return [
         f"=== before and after treatment | epoch {last['epoch']} ===",
         f"untreated: {describe_dosing(before[0])}",
         f"treated:   {describe_dosing(patient)} ({', '.join(treatments)})",
         f"loss: {format_loss(first['loss'])} -> {format_loss(last['loss'])}",
-        "layer |             act std |             grad std |         dead |        sat %",
+        *(" | ".join(f"{cell:>{w}}" for cell, w in zip(row, widths)) for row in [header, *rows]),
     ]
-    for index in range(len(last["activation_std"])):
-        cells = [
-            (
-                format_activation(report["activation_std"][index]),
-                readable(report["gradient_std"][index], ".2e"),
-                dead_text(report, index),
-                readable(report["saturation_rate"][index], ".0%"),
-            )
-            for report in (first, last)
-        ]
-        lines.append(
-            f"{index + 1:>5} | "
-            + " | ".join(
-                f"{old:>{width}} -> {new:<{width}}"
-                for (old, new), width in zip(zip(*cells), (8, 8, 5, 5))
-            )
-        )
-    return lines
+
+
+def layer_cells(report, index):
+    """One layer's act std, grad std, dead and sat % as the chart prints them."""
+    return (
+        format_activation(report["activation_std"][index]),
+        readable(report["gradient_std"][index], ".2e"),
+        dead_text(report, index),
+        readable(report["saturation_rate"][index], ".0%"),
+    )
 
 
 def outcome(rounds):
@@ -1632,22 +1650,27 @@ def outcome(rounds):
         warned = sum(1 for report in reports if all_warnings(report))
         note = f" (it warned in {plural(warned, 'epoch')}, none at the last)" if warned else ""
         return f"outcome: healthy: nothing to treat{note}; final loss {final_loss}."
-    given = ", ".join(treatments) or "nothing in the prescription table answers its warnings"
-    after = plural(len(rounds) - 1, "round")
     loss = f"loss {format_loss(untreated[-1]['loss'])} before, {final_loss} after"
     if is_well(reports):
-        return f"outcome: cured after {after} ({given}); {loss}."
+        after = plural(len(rounds) - 1, "round")
+        return f"outcome: cured after {after} ({', '.join(treatments)}); {loss}."
     warnings = all_warnings(reports[-1])
     if warnings:
-        more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
-        still = f"still warns: {warnings[0]}{more}"
+        still = f"still warns: {first_of(warnings)}"
     else:
         still = f"no warning, but the final loss is not below {CURED_LOSS:g}"
-    return f"outcome: not cured after {after} ({given}); {still}; {loss}."
+    if len(rounds) == 1:
+        return f"outcome: not cured: nothing in the prescription table answers it; {still}."
+    after = plural(len(rounds) - 1, "round")
+    return f"outcome: not cured after {after} ({', '.join(treatments)}); {still}; {loss}."
 
 
 # ----------------------------------------------------------------------------
 # Seeds or dose? The same patient over many seed pairs
+
+
+def seed_range(first, count):
+    return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
 def seed_summary(patient, seed_count):
@@ -1671,18 +1694,26 @@ def seed_summary(patient, seed_count):
             first_epochs[kind].append(epoch)
         final_losses.append(report["loss"])
         silent += not first
+    data_seeds = seed_range(patient["data_seed"], seed_count)
+    network_seeds = seed_range(patient["network_seed"], seed_count)
     lines = [
-        f"=== {patient['label']} | {seed_count} seed pairs: data seeds "
-        f"{patient['data_seed']}..{patient['data_seed'] + seed_count - 1}, network seeds "
-        f"{patient['network_seed']}..{patient['network_seed'] + seed_count - 1} ===",
-        "warning kind        |  runs | median first epoch",
+        f"=== {patient['label']} | {plural(seed_count, 'seed pair')}: data "
+        f"{data_seeds}, network {network_seeds} ==="
     ]
-    for kind, epochs in first_epochs.items():
-        if epochs:
-            runs = f"{len(epochs)}/{seed_count}"
-            lines.append(f"{kind:<19} | {runs:>5} | {statistics.median(epochs):g}")
-    lines.append(f"median final loss: {format_loss(statistics.median(final_losses))}")
-    lines.append(f"no warning: {silent} of {seed_count} seed pairs")
+    fired = {kind: epochs for kind, epochs in first_epochs.items() if epochs}
+    if fired:
+        lines.append("warning kind        |  runs | median first epoch")
+    for kind, epochs in fired.items():
+        runs = f"{len(epochs)}/{seed_count}"
+        lines.append(f"{kind:<19} | {runs:>5} | {statistics.median(epochs):g}")
+    # NaN has no place in an order (median() of it depends on where it
+    # stands): the runs whose loss became NaN are counted apart.
+    ordered = [loss for loss in final_losses if not math.isnan(loss)]
+    median = format_loss(statistics.median(ordered)) if ordered else "n/a"
+    nan_runs = len(final_losses) - len(ordered)
+    lost = f" ({plural(nan_runs, 'run')} ended with a NaN loss)" if nan_runs else ""
+    lines.append(f"median final loss: {median}{lost}")
+    lines.append(f"no warning: {silent} of {plural(seed_count, 'seed pair')}")
     return lines
 
 
@@ -1799,7 +1830,11 @@ def run_experiment(name, data_seed, network_seed):
     )
     print(
         "theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below)"
-        + (", halved after a ReLU" if experiment["activation"] == "relu" else " (tanh ~ linear)")
+        + (
+            ", halved after a ReLU"
+            if experiment["activation"] == "relu"
+            else " (tanh ~ linear; where it bends it passes on less)"
+        )
         + "; gradients likewise going down, with fan_out"
     )
     gain = LINEAR_REGIME_GAIN[experiment["activation"]]
@@ -1908,7 +1943,7 @@ def experiment_finding(experiment, shrink, losses):
 def json_records(patient, reports):
     """One JSON-ready dict per epoch: the run's label and dosing, then the report.
     NaN and inf have no JSON spelling, so they are written as null."""
-    dosing = {key: patient[key] for key in RUN_KEYS}
+    dosing = {key: json_safe(patient[key]) for key in RUN_KEYS}
     return [
         {**dosing, **{key: json_safe(value) for key, value in report.items()}} for report in reports
     ]
@@ -2097,9 +2132,9 @@ def build_parser():
         f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
         f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs; "
         "--ascii too), you get the lesson's run: the healthy and the sick patient, exactly as "
-        "the lesson prints them. Anything else (a patient, a dosing, other seeds, --json, "
+        "the lesson prints them. Anything else (a patient, a dosing, another seed, --json, "
         "--timing, --halt-on-warning) gets the full examination: charts, trends, heatmap and "
-        "verdict.",
+        "verdict. --treat, --seeds, --experiment and --list-patients do what their help says.",
     )
     parser.add_argument(
         "--patient",
@@ -2122,8 +2157,9 @@ def build_parser():
     dosing.add_argument(
         "--init",
         choices=["kaiming", "xavier", "standard", "bad"],
-        help=f"weight init; 'bad' needs --scale (default: the patient's; healthy's "
-        f"{healthy['init_mode']})",
+        help="weight init: kaiming sqrt(2/fan_in), xavier sqrt(2/(fan_in+fan_out)), standard "
+        "sqrt(1/(3 fan_in)) (Glorot and Bengio's uniform), bad (needs --scale) "
+        f"(default: the patient's; healthy's {healthy['init_mode']})",
     )
     dosing.add_argument(
         "--scale",
@@ -2219,8 +2255,10 @@ def build_parser():
     modes.add_argument(
         "--treat",
         action="store_true",
-        help=f"treat each patient that warns: prescribe from its chart, apply, examine again, "
-        f"up to {TREATMENT_ROUNDS} rounds; ends with before/after and one outcome line",
+        help="treat each patient that is not well (a warning at its last epoch, or a final "
+        f"loss not below {CURED_LOSS:g}): prescribe from its chart, apply, examine again, up to "
+        f"{TREATMENT_ROUNDS} rounds; ends with before/after and one outcome line; needs "
+        f"{TREAT_MIN_EPOCHS} or more epochs",
     )
     modes.add_argument(
         "--seeds",
@@ -2232,18 +2270,16 @@ def build_parser():
     modes.add_argument(
         "--experiment",
         choices=list(EXPERIMENTS),
-        help="rerun a founding experiment at initialization, beside theory; takes the "
-        "seeds and --json, no dosing",
+        help="rerun a founding experiment at initialization, beside theory; takes "
+        "--data-seed, --network-seed and --json, no dosing",
     )
     return parser
 
 
 def describe_dosing(patient):
-    init = patient["init_mode"]
-    if patient["weight_scale_override"] is not None:
-        init += f" init, std={patient['weight_scale_override']:g}"
-    else:
-        init += " init"
+    init = f"{patient['init_mode']} init"
+    if patient["weight_scale_override"] is not None:  # it overrides any init mode's std
+        init = f"init std={patient['weight_scale_override']:g}"
     treatments = [patient["activation"]] if patient["activation"] != "relu" else []
     treatments += ["layer norm"] if patient["norm"] == "layer" else []
     treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
@@ -2286,6 +2322,16 @@ def patient_runs(args, parser):
             run["label"] = f"{name.upper()} ({describe_dosing(run)})"
         if run["init_mode"] == "bad" and run["weight_scale_override"] is None:
             parser.error("argument --init: 'bad' has no std of its own: give --scale too")
+        if run["norm"] == "layer" and min(run["layer_widths"][1:-1]) < 2:
+            parser.error(
+                "argument --norm: layer norm needs 2 or more neurons in every hidden layer "
+                "(a layer of one always puts out its shift)"
+            )
+        if args.treat and run["epochs"] < TREAT_MIN_EPOCHS:
+            parser.error(
+                f"argument --epochs: {run['epochs']} is too few to judge a cure: --treat "
+                f"needs {TREAT_MIN_EPOCHS} or more"
+            )
         if run["sample_count"] < run["layer_widths"][-1]:
             parser.error(
                 f"argument --samples: {run['sample_count']} is fewer than the "
@@ -2296,14 +2342,16 @@ def patient_runs(args, parser):
     return runs
 
 
-# The flags each mode cannot take: an experiment builds its own networks, and
-# --seeds and --treat each run a patient in a way of their own.
+# The flags each mode cannot take: --list-patients runs nothing, an experiment
+# builds its own networks, and --seeds and --treat each run a patient in a way
+# of their own.
 MODE_CONFLICTS = {
+    "list_patients": " ".join(name for name in LESSON_RUN),
     "experiment": (
         "patient init scale lr epochs widths activation norm clip samples report_every "
         "halt_on_warning timing treat seeds"
     ),
-    "seeds": "treat halt_on_warning json timing",
+    "seeds": "treat halt_on_warning json timing report_every",
     "treat": "halt_on_warning timing",
 }
 
@@ -2314,9 +2362,9 @@ def check_mode(args, parser):
         if getattr(args, mode) in (None, False):
             continue
         for name in conflicts.split():
-            if getattr(args, name) != LESSON_RUN[name]:
-                flag = "--" + name.replace("_", "-")
-                parser.error(f"argument {flag}: not allowed with --{mode}")
+            if name != mode and getattr(args, name) != LESSON_RUN[name]:
+                flag, with_flag = (f"--{key.replace('_', '-')}" for key in (name, mode))
+                parser.error(f"argument {flag}: not allowed with {with_flag}")
 
 
 def check_json_path(path, parser):
@@ -2440,7 +2488,6 @@ class GuardedStdout:
 def run_patients(args, parser):
     """Train and chart (or treat, or summarize over seeds) the runs args ask
     for, or run the experiment; return their JSON records."""
-    check_mode(args, parser)
     if args.json is not None:
         check_json_path(args.json, parser)
     if args.experiment:
@@ -2499,6 +2546,7 @@ def command_line(argv):
     stdout has left."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_mode(args, parser)
     written = None  # the number of reports in the JSON file, once it is written
     try:
         with GuardedStdout(sys.stdout, keep_going=args.json is not None) as stdout:

@@ -112,13 +112,14 @@ def test_seeds_counts_what_separate_runs_give():
 
 def test_treat_writes_every_round_to_json(tmp_path, capsys):
     path = tmp_path / "treat.jsonl"
-    argv = ["--patient", "collapsed", "--treat", "--epochs", "3", "--json", str(path)]
+    argv = ["--patient", "collapsed", "--treat", "--epochs", "10", "--json", str(path)]
     assert main.command_line(argv) == 0
     records = [json.loads(line) for line in path.read_text().splitlines()]
     rounds = sorted({record["round"] for record in records})
     assert rounds[0] == 0 and rounds == list(range(len(rounds)))
     for record in records:
-        assert [r["epoch"] for r in records if r["round"] == record["round"]] == [1, 2, 3]
+        epochs = [r["epoch"] for r in records if r["round"] == record["round"]]
+        assert epochs == list(range(1, 11))
         assert bool(record["treatments"]) == (record["round"] > 0)
     assert records[0]["treatments"] == []
     out = capsys.readouterr().out
@@ -127,7 +128,13 @@ def test_treat_writes_every_round_to_json(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--seeds", "2", "--treat"], ["--seeds", "2", "--json", "x.jsonl"], ["--treat", "--timing"]],
+    [
+        ["--seeds", "2", "--treat"],
+        ["--seeds", "2", "--json", "x.jsonl"],
+        ["--seeds", "2", "--report-every", "5"],
+        ["--treat", "--timing"],
+        ["--list-patients", "--patient", "sick"],
+    ],
 )
 def test_modes_refuse_flags_they_cannot_take(argv, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -142,3 +149,17 @@ def test_treatment_flags_reach_the_label_and_the_run(capsys):
     assert "=== CUSTOM (kaiming init, tanh, layer norm, clip=1, lr=0.05, widths " in (
         capsys.readouterr().out
     )
+
+
+def test_treat_needs_epochs_enough_to_judge_a_cure(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main.command_line(["--treat", "--epochs", "3"])
+    assert stop.value.code == 2
+    assert "argument --epochs: 3 is too few to judge a cure" in capsys.readouterr().err
+
+
+def test_layer_norm_needs_two_neurons_in_every_hidden_layer(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main.command_line(["--widths", "8,1,4", "--norm", "layer"])
+    assert stop.value.code == 2
+    assert "argument --norm: layer norm needs 2 or more neurons" in capsys.readouterr().err
