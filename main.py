@@ -30,6 +30,7 @@ import argparse
 import errno
 import json
 import math
+import multiprocessing
 import os
 import random
 import signal
@@ -1435,27 +1436,36 @@ TREAT_MIN_EPOCHS = 10
 # first epoch with a warning: later warnings are most often that disease's
 # aftermath) and, for each kind of warning there, goes down that kind's rows:
 # the first row whose condition holds and whose treatment the dosing has not
-# had yet is given. A run that never warned but did not learn (its final loss
-# not below CURED_LOSS) has "no progress".
+# had (or tried) yet is given. When nothing answers the first sign, it reads
+# the last epoch's warnings, and then "no progress": a final loss not below
+# CURED_LOSS.
 # fmt: off
 PRESCRIPTIONS = (
     # kind of warning        condition           treatment
     ("non-finite values",    "init too large",   "the activation's init"),
-    ("non-finite values",    "always",           "learning rate x 0.1"),
+    ("non-finite values",    "always",           "steady learning rate"),
     ("exploding gradients",  "init too large",   "the activation's init"),
+    ("exploding gradients",  "fast steps",       "steady learning rate"),
     ("exploding gradients",  "always",           "gradient clipping"),
-    ("update too large",     "always",           "learning rate x 0.1"),
+    ("update too large",     "always",           "steady learning rate"),
     ("saturation",           "init too large",   "the activation's init"),
+    ("saturation",           "fast steps",       "steady learning rate"),
     ("saturation",           "always",           "layer norm"),
     ("dead neurons",         "init off by 2x",   "the activation's init"),
-    ("dead neurons",         "fast steps",       "learning rate x 0.3"),
+    ("dead neurons",         "fast steps",       "steady learning rate"),
+    ("dead neurons",         "ReLU",             "leaky ReLU"),
     ("dead neurons",         "always",           "layer norm"),
     ("signal collapse",      "init too small",   "the activation's init"),
+    ("signal collapse",      "fast steps",       "steady learning rate"),
     ("signal collapse",      "always",           "layer norm"),
     ("vanishing gradients",  "init too small",   "the activation's init"),
     ("vanishing gradients",  "always",           "layer norm"),
-    ("update too small",     "always",           "learning rate x 3"),
-    ("no progress",          "always",           "learning rate x 3"),
+    ("update too small",     "slow steps",       "steady learning rate"),
+    ("no progress",          "init off by 2x",   "the activation's init"),
+    ("no progress",          "always",           "steady learning rate"),
+    ("no progress",          "always",           "learning rate x 2"),
+    ("no progress",          "always",           "learning rate x 0.5"),
+    ("no progress",          "always",           "layer norm"),
 )
 # fmt: on
 # Within each family one kind speaks for the rest, the first listed: an
@@ -1466,9 +1476,15 @@ FAMILIES = (
     ("signal collapse", "vanishing gradients", "update too small", "no progress"),
 )
 RECOMMENDED_INIT = {"relu": "kaiming", "leaky_relu": "kaiming", "tanh": "xavier"}
-# An epoch-1 update/weight ratio ten times the rule of thumb's 1e-3: steps
-# large enough to knock ReLUs off for good.
-FAST_STEPS = 1e-2
+# The learning rate is titrated by its effect, the update/weight ratio:
+# toward an epoch-1 ratio (the largest layer's) of STEADY_STEPS, a value
+# chosen on the tuning seeds of tests/cure_rate.py. Karpathy's ~1e-3 is for a
+# minibatch step; ours see one sample each and move more (the healthy
+# patient reads 2.0e-2).
+STEADY_STEPS = 7e-3
+STEADY_BAND = 2.0  # within this factor of STEADY_STEPS the steps are steady
+LR_NUDGE = 2.0  # a learning rate that changes changes at least this much...
+LR_FACTOR_LIMIT = 30.0  # ...and at most this much in one round
 CLIP_NORM = 1.0  # Pascanu et al. clip at a norm near the gradients' usual size
 
 
@@ -1486,41 +1502,64 @@ def init_scale(dosing):
     return math.exp(exact_sum(logs) / len(logs))
 
 
+def steady_factor(reports, nudge=1.0):
+    """What the learning rate should be multiplied by for steady steps: at
+    least nudge times up or down, at most LR_FACTOR_LIMIT times."""
+    # The largest layer's epoch-1 ratio; with none (weights without a finite
+    # spread) the steps have blown up: as if it were inf.
+    steps = max((r for r in reports[0]["update_ratio"] if not math.isnan(r)), default=math.inf)
+    factor = STEADY_STEPS / steps if steps else math.inf
+    factor = max(factor, nudge) if factor >= 1.0 else min(factor, 1.0 / nudge)
+    return min(max(factor, 1.0 / LR_FACTOR_LIMIT), LR_FACTOR_LIMIT)
+
+
 CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
     "always": lambda dosing, reports: True,
     "init too large": lambda dosing, reports: init_scale(dosing) > 1.1,
     "init too small": lambda dosing, reports: init_scale(dosing) < 0.9,
     "init off by 2x": lambda dosing, reports: not 0.5 < init_scale(dosing) < 2.0,
-    "fast steps": lambda dosing, reports: max(reports[0]["update_ratio"]) >= FAST_STEPS,
+    "fast steps": lambda dosing, reports: steady_factor(reports) < 1.0 / STEADY_BAND,
+    "slow steps": lambda dosing, reports: steady_factor(reports) > STEADY_BAND,
+    "ReLU": lambda dosing, reports: dosing["activation"] == "relu",
 }
 INIT_SOURCES = {"kaiming": "He et al. 2015", "xavier": "Glorot and Bengio 2010"}
 
 
-def recommended_init(dosing):
+def recommended_init(dosing, reports):
     init = RECOMMENDED_INIT[dosing["activation"]]
     return f"{init} init", {"init_mode": init, "weight_scale_override": None}, INIT_SOURCES[init]
 
 
-def scaled_learning_rate(factor, source):
-    def treatment(dosing):
+def scaled_learning_rate(factor):
+    def treatment(dosing, reports):
         change = {"learning_rate": dosing["learning_rate"] * factor}
-        return f"learning rate x {factor:g}", change, source
+        return f"learning rate x {factor:g}", change, "Bengio 2012"
 
     return treatment
 
 
-TREATMENTS = {  # treatment: dosing -> (its name, its change to the dosing, its source)
+def steady_learning_rate(dosing, reports):
+    factor = steady_factor(reports, LR_NUDGE)
+    change = {"learning_rate": dosing["learning_rate"] * factor}
+    return f"learning rate x {factor:.2g}", change, "Karpathy, CS231n notes"
+
+
+TREATMENTS = {  # treatment: (dosing, reports) -> (its name, its change to the dosing, its source)
     "the activation's init": recommended_init,
-    "learning rate x 0.1": scaled_learning_rate(0.1, "Bengio 2012"),
-    "learning rate x 0.3": scaled_learning_rate(0.3, "Karpathy, CS231n notes"),
-    "learning rate x 3": scaled_learning_rate(3.0, "Karpathy, CS231n notes"),
-    "gradient clipping": lambda dosing: (
+    "steady learning rate": steady_learning_rate,
+    "learning rate x 2": scaled_learning_rate(2.0),
+    "learning rate x 0.5": scaled_learning_rate(0.5),
+    "gradient clipping": lambda dosing, reports: (
         f"gradient clipping at {CLIP_NORM:g}",
         {"clip": CLIP_NORM},
         "Pascanu et al. 2013",
     ),
-    "layer norm": lambda dosing: ("layer norm", {"norm": "layer"}, "Ba, Kiros and Hinton 2016"),
-    "leaky ReLU": lambda dosing: (
+    "layer norm": lambda dosing, reports: (
+        "layer norm",
+        {"norm": "layer"},
+        "Ba, Kiros and Hinton 2016",
+    ),
+    "leaky ReLU": lambda dosing, reports: (
         "leaky ReLU",
         {"activation": "leaky_relu"},
         "Maas, Hannun and Ng 2013",
@@ -1528,16 +1567,34 @@ TREATMENTS = {  # treatment: dosing -> (its name, its change to the dosing, its 
 }
 
 
-def prescribe(reports, dosing):
+def prescribe(reports, dosing, tried=()):
     """At most TREATMENTS_PER_ROUND treatments for a run's first sign of
     disease, by the PRESCRIPTIONS table: a list of dicts with the treatment's
     "name", its "dosing" change and the "reason" (the warning it answers and
-    the remedy's source). Reads the reports and the dosing, never the name."""
+    the remedy's source). When the table has nothing left for the first sign,
+    it answers the last epoch's warnings, then "no progress" (a final loss
+    not below CURED_LOSS). A treatment that would give a dosing in tried (the
+    ones already examined) is passed over like one already given. Reads the
+    reports and the dosing, never the name."""
     first = next((report for report in reports if all_warnings(report)), None)
-    if first is not None:
-        kinds = {warning_kind(warning) for warning in all_warnings(first)}
-    else:
-        kinds = {"no progress"} if reports[-1]["loss"] >= CURED_LOSS else set()
+    last = reports[-1]
+    signs = [
+        (f"at epoch {report['epoch']}", {warning_kind(w) for w in all_warnings(report)})
+        for report in (first, last)
+        if report is not None and all_warnings(report)
+    ]
+    if not last["loss"] < CURED_LOSS:  # NaN too
+        signs.append((f"in {last['epoch']} epochs", {"no progress"}))
+    for where, kinds in signs:
+        prescription = answer(kinds, where, reports, dosing, tried)
+        if prescription:
+            return prescription
+    return []
+
+
+def answer(kinds, where, reports, dosing, tried):
+    """The treatments for one sign's kinds of warning: for each family, its
+    most urgent kind's first row that holds and is neither given nor tried."""
     prescription = []
     for family in FAMILIES:
         kind = next((kind for kind in family if kind in kinds), None)
@@ -1546,18 +1603,30 @@ def prescribe(reports, dosing):
         for row_kind, condition, treatment in PRESCRIPTIONS:
             if row_kind != kind or not CONDITIONS[condition](dosing, reports):
                 continue
-            name, change, source = TREATMENTS[treatment](dosing)
+            name, change, source = TREATMENTS[treatment](dosing, reports)
             if all(dosing[key] == value for key, value in change.items()):
                 continue  # already given
+            if any(same_dosing({**dosing, **change}, other) for other in tried):
+                continue  # tried, and it was withdrawn
             if not any(key in given["dosing"] for given in prescription for key in change):
-                where = (
-                    f"at epoch {first['epoch']}" if first else f"in {reports[-1]['epoch']} epochs"
-                )
                 prescription.append(
                     dict(name=name, dosing=change, reason=f"answers {kind} {where} ({source})")
                 )
             break
     return prescription
+
+
+DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm", "clip")
+
+
+def same_dosing(one, other):
+    return all(one[key] == other[key] for key in DOSING_KEYS)
+
+
+def set_back(treated, before):
+    """Whether a treatment left a run worse than before: before, the last
+    epoch warned nothing; after, the final loss is no lower."""
+    return not all_warnings(before[-1]) and not treated[-1]["loss"] < before[-1]["loss"]
 
 
 def is_well(reports):
@@ -1591,20 +1660,26 @@ def treat(patient, samples, report_every, charset="unicode", quiet=False):
 
     reports = examined(patient)
     rounds = [(patient, [], reports)]
+    base = rounds[0]  # the round the next prescription starts from
     while not is_well(reports) and len(rounds) <= TREATMENT_ROUNDS:
-        prescription = prescribe(reports, patient)
+        dosing, given, base_reports = base
+        prescription = prescribe(base_reports, dosing, [tried for tried, _, _ in rounds])
         if not prescription:
             break
         if not quiet:
             print(f"prescription, round {len(rounds)}:")
             print("\n".join(f"- {t['name']}: {t['reason']}" for t in prescription) + "\n")
-        patient = apply_treatments(patient, prescription)
+        patient = apply_treatments(dosing, prescription)
         reports = examined(patient)
-        rounds.append((patient, rounds[-1][1] + [t["name"] for t in prescription], reports))
+        rounds.append((patient, given + [t["name"] for t in prescription], reports))
+        if not set_back(reports, base_reports):
+            base = rounds[-1]
+        elif not quiet:
+            print(f"round {len(rounds) - 1} left the patient worse: its treatments are withdrawn\n")
     if not quiet:
-        if len(rounds) > 1:
-            print("\n".join(comparison_lines(rounds[0], rounds[-1])))
-        print(outcome(rounds) + "\n")
+        if base is not rounds[0]:
+            print("\n".join(comparison_lines(rounds[0], base)))
+        print(outcome(rounds, base) + "\n")
     return rounds
 
 
@@ -1642,9 +1717,10 @@ def layer_cells(report, index):
     )
 
 
-def outcome(rounds):
-    """The one line that ends a treatment: healthy, cured or not cured."""
-    (_, _, untreated), (_, treatments, reports) = rounds[0], rounds[-1]
+def outcome(rounds, final):
+    """The one line that ends a treatment: healthy, cured or not cured. The
+    patient ends on final, the last round whose treatments were kept."""
+    (_, _, untreated), (_, treatments, reports) = rounds[0], final
     final_loss = format_loss(reports[-1]["loss"])
     if len(rounds) == 1 and is_well(reports):
         warned = sum(1 for report in reports if all_warnings(report))
@@ -1662,7 +1738,8 @@ def outcome(rounds):
     if len(rounds) == 1:
         return f"outcome: not cured: nothing in the prescription table answers it; {still}."
     after = plural(len(rounds) - 1, "round")
-    return f"outcome: not cured after {after} ({', '.join(treatments)}); {still}; {loss}."
+    kept = ", ".join(treatments) or "every treatment withdrawn"
+    return f"outcome: not cured after {after} ({kept}); {still}; {loss}."
 
 
 # ----------------------------------------------------------------------------
@@ -1673,27 +1750,45 @@ def seed_range(first, count):
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
+def first_signs(run):
+    """Train one run without charts: (the first epoch of each kind of warning
+    it gave, its final loss)."""
+    widths = run["layer_widths"]
+    samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+    first = {}
+    for _, report in dosed_run(run, samples, ExamMonitor(widths, run["activation"])):
+        for warning in all_warnings(report):
+            first.setdefault(warning_kind(warning), report["epoch"])
+    return first, report["loss"]
+
+
+def leave_signals_to_parent():
+    """In a worker: ignore Ctrl-C and the terminal's hangup, and die at once
+    on SIGTERM, the signal the parent stops its workers with."""
+    for stop_signal in [signal.SIGINT, *STOP_SIGNALS]:
+        signal.signal(stop_signal, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def seed_summary(patient, seed_count):
     """Train the patient on seed_count seed pairs, pair k being its data and
     network seeds plus k, without charts. Returns the summary's lines: per
     warning kind, on how many runs it fired and the median epoch it first
     did; the median final loss; and how many runs never warned."""
-    first_epochs = {kind: [] for kind in WARNING_KINDS}
-    final_losses, silent = [], 0
-    for k in range(seed_count):
-        run = dict(patient, network_seed=patient["network_seed"] + k)
-        widths = run["layer_widths"]
-        samples = make_training_data(
-            run["sample_count"], widths[0], widths[-1], run["data_seed"] + k
-        )
-        first = {}
-        for _, report in dosed_run(run, samples, ExamMonitor(widths, run["activation"])):
-            for warning in all_warnings(report):
-                first.setdefault(warning_kind(warning), report["epoch"])
-        for kind, epoch in first.items():
-            first_epochs[kind].append(epoch)
-        final_losses.append(report["loss"])
-        silent += not first
+    runs = [
+        dict(patient, data_seed=patient["data_seed"] + k, network_seed=patient["network_seed"] + k)
+        for k in range(seed_count)
+    ]
+    # The seed pairs are independent: train them on every core at once. The
+    # workers leave Ctrl-C to this process, which stops them all on leaving.
+    workers = min(seed_count, os.cpu_count() or 1)
+    with multiprocessing.Pool(workers, initializer=leave_signals_to_parent) as pool:
+        results = pool.map(first_signs, runs)
+    first_epochs = {
+        kind: [first[kind] for first, _ in results if kind in first] for kind in WARNING_KINDS
+    }
+    final_losses = [loss for _, loss in results]
+    silent = sum(not first for first, _ in results)
     data_seeds = seed_range(patient["data_seed"], seed_count)
     network_seeds = seed_range(patient["network_seed"], seed_count)
     lines = [
@@ -1704,8 +1799,8 @@ def seed_summary(patient, seed_count):
     if fired:
         lines.append("warning kind        |  runs | median first epoch")
     for kind, epochs in fired.items():
-        runs = f"{len(epochs)}/{seed_count}"
-        lines.append(f"{kind:<19} | {runs:>5} | {statistics.median(epochs):g}")
+        fired_on = f"{len(epochs)}/{seed_count}"
+        lines.append(f"{kind:<19} | {fired_on:>5} | {statistics.median(epochs):g}")
     # NaN has no place in an order (median() of it depends on where it
     # stands): the runs whose loss became NaN are counted apart.
     ordered = [loss for loss in final_losses if not math.isnan(loss)]

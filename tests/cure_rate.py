@@ -3,7 +3,7 @@
 
 Draws COUNT random doses (default 100) from the space below with
 random.Random(DOSE_SEED) (default 2026, a set the prescription rules were
-not tuned on: they were tuned on dose seed 1), runs --treat's logic on each,
+not tuned on: they were tuned on dose seeds 1 and 3), runs --treat's logic on each,
 quietly, and prints: how many were sick (not well untreated: a warning at the
 last epoch, or a final loss not below main.CURED_LOSS), how many were cured
 in the first round and within main.TREATMENT_ROUNDS rounds, per disease (the

@@ -606,3 +606,25 @@ def test_a_non_ascii_file_name_on_an_ascii_stdout_is_printed_escaped(tmp_path):
         b"wrote 3 reports to " + os.fsencode(tmp_path) + b"/r\\xe9sum\\xe9.jsonl\n"
     )
     assert path.exists()
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_signal_stops_every_seeds_worker(name, status):
+    # Ctrl-C reaches the whole process group, workers too: they leave it to
+    # the parent, which stops them all; no process of the group outlives it.
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--patient", "healthy", "--seeds", "20"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(1.5)  # the workers are training
+    os.killpg(process.pid, getattr(signal, name))
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == status
+    assert out == ""
+    assert err.startswith("interrupted") and err.count("\n") == 1
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)

@@ -1,0 +1,127 @@
+"""Tests of the prescription: hand-made reports get the treatment the table names."""
+
+import math
+
+import pytest
+
+import main
+
+LAYERS = 4
+
+
+def report(epoch, loss=1.0, **readings):
+    """A report of LAYERS hidden layers that trips no warning, but for readings."""
+    healthy = dict(
+        epoch=epoch,
+        loss=loss,
+        activation_mean=[0.5] * LAYERS,
+        activation_std=[0.5] * LAYERS,
+        gradient_std=[1e-2] * LAYERS,
+        dead_count=[0] * LAYERS,
+        layer_neuron_count=[16] * LAYERS,
+        saturation_rate=[0.0] * LAYERS,
+        nonfinite_count=[0] * LAYERS,
+        update_ratio=[main.STEADY_STEPS] * LAYERS,
+    )
+    return {**healthy, **readings}
+
+
+def dosing(**changes):
+    return {**main.PATIENTS["healthy"], "patient": "hand-made", **changes}
+
+
+def names(prescription):
+    return [treatment["name"] for treatment in prescription]
+
+
+def test_a_healthy_report_gets_nothing():
+    assert main.all_warnings(report(1)) == []
+    assert main.prescribe([report(1, loss=0.5), report(2, loss=0.01)], dosing()) == []
+
+
+def test_dead_neurons_after_fast_steps_get_a_lower_learning_rate():
+    # Epoch-1 steps ten times STEADY_STEPS: the learning rate goes down 10x.
+    reports = [
+        report(1, update_ratio=[10 * main.STEADY_STEPS] * LAYERS),
+        report(2, dead_count=[12, 0, 0, 0]),
+    ]
+    (treatment,) = main.prescribe(reports, dosing())
+    assert treatment["name"] == "learning rate x 0.1"
+    assert treatment["dosing"] == {"learning_rate": pytest.approx(0.005)}
+    assert treatment["reason"] == "answers dead neurons at epoch 2 (Karpathy, CS231n notes)"
+
+
+def test_dead_neurons_after_steady_steps_get_a_leaky_relu():
+    reports = [report(1), report(2, dead_count=[12, 0, 0, 0])]
+    assert names(main.prescribe(reports, dosing())) == ["leaky ReLU"]
+
+
+def test_the_init_comes_first_when_it_is_off():
+    # The lesson's sick dose: std 1 where Kaiming gives about 0.35.
+    sick = dosing(init_mode="bad", weight_scale_override=1.0)
+    reports = [report(1, gradient_std=[1e-2, 1e-2, 1e-2, 50.0])]
+    (treatment,) = main.prescribe(reports, sick)
+    assert treatment["name"] == "kaiming init"
+    assert treatment["reason"] == "answers exploding gradients at epoch 1 (He et al. 2015)"
+    tanh = dosing(init_mode="bad", weight_scale_override=0.03, activation="tanh")
+    vanishing = [report(1, gradient_std=[1e-9] * LAYERS)]
+    assert names(main.prescribe(vanishing, tanh)) == ["xavier init"]
+
+
+def test_exploding_gradients_with_steady_steps_get_clipping():
+    reports = [report(1, gradient_std=[1e-2, 1e-2, 1e-2, 50.0])]
+    (treatment,) = main.prescribe(reports, dosing())
+    assert treatment["name"] == "gradient clipping at 1"
+    assert treatment["dosing"] == {"clip": main.CLIP_NORM}
+
+
+def test_blown_up_steps_cut_the_learning_rate_by_the_most_one_round_allows():
+    # No finite update ratio at all (NaN weights): as fast as steps can be.
+    reports = [report(1, update_ratio=[math.nan] * LAYERS, nonfinite_count=[0, 0, 0, 9])]
+    (treatment,) = main.prescribe(reports, dosing())
+    assert treatment["dosing"]["learning_rate"] == pytest.approx(0.05 / main.LR_FACTOR_LIMIT)
+
+
+def test_one_treatment_per_family_and_at_most_two():
+    # Saturation (the explosion's family), dead neurons and collapse at once:
+    # the first two families get one treatment each, the third none.
+    reports = [
+        report(
+            1,
+            saturation_rate=[0.9, 0, 0, 0],
+            dead_count=[0, 12, 0, 0],
+            activation_std=[0.5, 0.5, 1e-6, 0.5],
+        )
+    ]
+    prescription = main.prescribe(reports, dosing())
+    assert names(prescription) == ["layer norm", "leaky ReLU"]
+    assert [t["reason"].split(" at ")[0] for t in prescription] == [
+        "answers saturation",
+        "answers dead neurons",
+    ]
+
+
+def test_no_progress_without_a_warning_raises_a_slow_learning_rate():
+    # Never warned, but the loss ended at 1.2; steps at a tenth of steady.
+    reports = [
+        report(1, update_ratio=[main.STEADY_STEPS / 10] * LAYERS),
+        report(30, loss=1.2),
+    ]
+    (treatment,) = main.prescribe(reports, dosing())
+    assert treatment["name"] == "learning rate x 10"
+    assert treatment["reason"] == "answers no progress in 30 epochs (Karpathy, CS231n notes)"
+
+
+def test_a_tried_dosing_is_passed_over():
+    reports = [report(1), report(30, loss=1.2)]
+    first = main.prescribe(reports, dosing())
+    assert names(first) == ["learning rate x 2"]  # steady steps: the least nudge up
+    tried = [dosing(), main.apply_treatments(dosing(), first)]
+    assert names(main.prescribe(reports, dosing(), tried)) == ["learning rate x 0.5"]
+
+
+def test_the_name_is_never_read():
+    reports = [report(1, update_ratio=[0.1] * LAYERS), report(2, dead_count=[12, 0, 0, 0])]
+    assert main.prescribe(reports, dosing()) == main.prescribe(
+        reports, dosing(patient="sick", label="SICK")
+    )
