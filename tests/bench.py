@@ -9,7 +9,7 @@ Reports, all machine-dependent:
   sample) for hidden widths 16, 32 and 64, and for each activation with and
   without layer norm;
 - what the monitors add to training, and peak memory;
-- the time of `--treat` on the lesson's sick patient and of `--seeds 20`.
+- the wall time of `--treat` and of `--seeds 20` on every patient.
 Each in-process timing is the best of REPEATS runs, so a busy machine
 inflates it less.
 """
@@ -208,9 +208,12 @@ def bench():
         f"(the monitor's epoch of traces included); process max RSS {max_rss / 1024:.1f} MiB"
     )
     print()
-    print("whole commands (wall time):")
-    for args in (("--patient", "sick", "--treat"), ("--patient", "healthy", "--seeds", "20")):
-        print(f"  python main.py {' '.join(args)}: {command_seconds(*args):.1f}s")
+    print("whole commands, wall time (--seeds trains its seed pairs on every core):")
+    print("patient   | --patient NAME --treat | --patient NAME --seeds 20")
+    for name in main.PATIENTS:
+        treat = command_seconds("--patient", name, "--treat")
+        seeds = command_seconds("--patient", name, "--seeds", "20")
+        print(f"{name:<9} | {treat:>21.1f}s | {seeds:>24.1f}s")
 
 
 class LessonOnly(main.TrainingMonitor):

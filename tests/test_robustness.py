@@ -1,5 +1,6 @@
 """Bad input, Ctrl-C, numerical blow-ups and byte-for-byte determinism."""
 
+import math
 import os
 import signal
 import subprocess
@@ -172,3 +173,17 @@ def test_python_main_prints_the_same_bytes_twice():
     first = run()
     assert first == run()
     assert b"=== SICK (oversized init, lr=0.8) | epoch 30 | per-layer health ===" in first
+
+
+def test_finite_keeps_the_finite_values_in_order():
+    assert main.finite([1.0, math.inf, math.nan, -2.0]) == [1.0, -2.0]
+    assert main.finite([1e308, 1e308, -math.inf]) == [1e308, 1e308]  # the sum overflows
+    assert main.finite([1e308, 1e308]) == [1e308, 1e308]
+    assert main.finite([]) == []
+
+
+def test_largest_size_is_the_largest_absolute_value():
+    assert main.largest_size([-3.0, 2.0, 0.5]) == 3.0
+    assert main.largest_size([0.5, 2.0]) == 2.0
+    assert math.copysign(1.0, main.largest_size([-0.0, -0.0])) == 1.0  # prints 0, never -0
+    assert math.isnan(main.largest_size([]))
