@@ -100,7 +100,7 @@ def matvec(weights, vector):
 
 
 def add_vectors(left, right):
-    return [a + b for a, b in zip(left, right)]
+    return list(map(add, left, right))
 
 
 def softmax(logits):
