@@ -3,8 +3,8 @@
 The runnable companion to the lesson "Activation and Gradient Health". It trains
 two small list-based networks on the same toy task -- a healthy patient (Kaiming
 init, learning rate 0.05) and a sick one (oversized init, learning rate 0.8) --
-and every 10 epochs prints each hidden layer's six readings, a tiny histogram
-of its activations, and the warnings the readings trip.
+and every 10 epochs prints each hidden layer's six readings and the warnings
+they trip, with a tiny histogram of its activations at the last epoch.
 
     python main.py                           the lesson's two patients
     python main.py --patient dead            one patient's full examination
