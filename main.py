@@ -1493,8 +1493,8 @@ RECOMMENDED_INIT = {"relu": "kaiming", "leaky_relu": "kaiming", "tanh": "xavier"
 # patient reads 2.0e-2).
 STEADY_STEPS = 7e-3
 STEADY_BAND = 2.0  # within this factor of STEADY_STEPS the steps are steady
-LR_NUDGE = 2.0  # a learning rate that changes changes at least this much...
-LR_FACTOR_LIMIT = 30.0  # ...and at most this much in one round
+LR_NUDGE = 2.0  # a round that moves the learning rate moves it at least 2x...
+LR_FACTOR_LIMIT = 30.0  # ...and at most 30x
 CLIP_NORM = 1.0  # Pascanu et al. clip at a norm near the gradients' usual size
 
 
@@ -1617,7 +1617,7 @@ def answer(kinds, where, reports, dosing, tried):
             if all(dosing[key] == value for key, value in change.items()):
                 continue  # already given
             if any(same_dosing({**dosing, **change}, other) for other in tried):
-                continue  # tried, and it was withdrawn
+                continue  # examined in an earlier round: never twice
             if not any(key in given["dosing"] for given in prescription for key in change):
                 prescription.append(
                     dict(name=name, dosing=change, reason=f"answers {kind} {where} ({source})")
@@ -2374,7 +2374,8 @@ def build_parser():
         type=whole_number(1, MAX_SEED_PAIRS),
         metavar="N",
         help="run each patient on N seed pairs (data and network seed + k, k = 0..N-1) "
-        "without charts and print what warned how often: a disease of the dose or of the seed?",
+        "without charts, on every core, and print what warned how often: a disease of the dose "
+        "or of the seed?",
     )
     modes.add_argument(
         "--experiment",
