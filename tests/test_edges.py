@@ -576,14 +576,19 @@ def test_a_closed_stdout_is_one_line_and_status_1(tmp_path, json):
     assert os.listdir(tmp_path) == (["run.jsonl"] if json else [])
 
 
-def test_a_file_name_with_an_undecodable_byte_is_printed_escaped(tmp_path):
-    path = os.fsencode(tmp_path) + b"/run-\xff.jsonl"  # not UTF-8: argv decodes it to \udcff
-    result = subprocess.run(
+def short_run_writing_json(path, stdout_encoding):
+    """A short run with --json path, its stdout encoded as stdout_encoding."""
+    return subprocess.run(
         [sys.executable, "main.py", *SHORT_RUN, "--json", path],
         cwd=ROOT,
         capture_output=True,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        env={**os.environ, "PYTHONIOENCODING": stdout_encoding},
     )
+
+
+def test_a_file_name_with_an_undecodable_byte_is_printed_escaped(tmp_path):
+    path = os.fsencode(tmp_path) + b"/run-\xff.jsonl"  # not UTF-8: argv decodes it to \udcff
+    result = short_run_writing_json(path, "utf-8")
     assert result.returncode == 0
     assert result.stderr == b""
     assert result.stdout.endswith(
@@ -594,12 +599,7 @@ def test_a_file_name_with_an_undecodable_byte_is_printed_escaped(tmp_path):
 
 def test_a_non_ascii_file_name_on_an_ascii_stdout_is_printed_escaped(tmp_path):
     path = tmp_path / "résumé.jsonl"
-    result = subprocess.run(
-        [sys.executable, "main.py", *SHORT_RUN, "--json", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        env={**os.environ, "PYTHONIOENCODING": "ascii"},
-    )
+    result = short_run_writing_json(str(path), "ascii")
     assert result.returncode == 0
     assert result.stderr == b""
     assert result.stdout.endswith(
