@@ -1,47 +1,36 @@
 """Training health monitor: read a network's chart, not only its temperature.
 
 The runnable companion to the lesson "Activation and Gradient Health". It trains
-two small list-based networks on the same toy task -- a healthy patient (Kaiming
-init, learning rate 0.05) and a sick one (oversized init, learning rate 0.8) --
-and every 10 epochs prints each hidden layer's six readings and the warnings
-they trip, with a tiny histogram of its activations at the last epoch.
+two small list-based networks on one toy task, a healthy patient (Kaiming init,
+learning rate 0.05) and a sick one (oversized init, learning rate 0.8), and
+every 10 epochs prints each hidden layer's six readings and the warnings they
+trip, with a histogram of its activations at the last epoch.
 
     python main.py                           the lesson's two patients
-    python main.py --patient dead            one patient's full examination
-    python main.py --patient dead --treat    ... then a prescription, and the cure
+    python main.py --patient dead --treat    one patient's examination, then a cure
     python main.py --help                    everything else
     python -m pytest                         the tests
 
-Pure Python, standard library only. The first part of this file is the lesson,
-whole and in the lesson's order; everything after the "Beyond the lesson"
-banner is extra, so a reader beside the lesson can stop there.
+Pure Python, standard library only. The first part is the lesson's code, in
+the lesson's order; everything after the "Beyond the lesson" banner extends it
+from below, so a reader beside the lesson can stop there.
 
 Contents
   The lesson: list math; data and network; the diagnostic forward pass,
-    backprop and SGD; the monitor; the chart; training the two patients.
-  Beyond the lesson: treatments (other activations, layer norm, clipping);
-    the patients; the seventh reading and the examination's warnings; the
-    chart over time; the verdict; one full examination; prescribe, treat and
-    prove the cure; seeds or dose; the founding experiments (Glorot and
-    Bengio 2010, He et al. 2015); JSON export; the command line.
+    backprop and SGD; the monitor; the flag function; the chart; training.
+  Beyond the lesson: treatments; the patients; the examination's monitor and
+    warnings; one examination, measured then printed; prescribe, treat and
+    prove the cure; seeds or dose, on every core; the founding experiments
+    (Glorot and Bengio 2010, He et al. 2015); JSON export; the command line.
 """
 
-import argparse
-import errno
-import json
 import math
-import os
 import random
-import signal
-import stat
-import statistics
-import sys
-import tempfile
 from bisect import bisect_right
+from collections import namedtuple
 from functools import reduce
 from itertools import pairwise
-from operator import add, mul, sub
-from time import perf_counter
+from operator import add, mul
 
 # safe_relu pins a positive activation here, so an exploded layer stays finite
 # (and readable in the chart) instead of overflowing to inf.
@@ -74,14 +63,9 @@ HealthReport = dict[str, list[float] | list[list[float]] | list[int] | int]
 
 
 def exact_sum(values):
-    """Sum a list of floats, rounded the same way on every Python.
-
-    Python 3.12 changed sum() of floats to compensated summation, so sum()
-    prints different last digits on 3.11 and 3.12; math.fsum is exactly
-    rounded everywhere. fsum raises where plain IEEE arithmetic would give
-    inf or NaN (a diverged network), so then we add left to right and let the
-    monitor count the inf/NaN that come out.
-    """
+    """Sum floats exactly rounded, so every Python prints the same digits (3.12
+    changed sum()). fsum raises where plain arithmetic gives inf or NaN (a
+    diverged network): then add left to right and let the inf/NaN show."""
     try:
         return math.fsum(values)
     except (OverflowError, ValueError):
@@ -89,14 +73,11 @@ def exact_sum(values):
 
 
 def matvec(weights, vector):
-    """Multiply a matrix (a list of rows, or any iterable of rows) by a vector."""
-    # The fallback reads the rows a second time; an iterator of rows, like the
-    # columns zip(*weights) of backprop, can be read only once: keep its rows.
-    rows = weights if isinstance(weights, list) else list(weights)
+    """Multiply a matrix (a list of rows) by a vector."""
     try:
-        return [math.fsum(map(mul, row, vector)) for row in rows]
+        return [math.fsum(map(mul, row, vector)) for row in weights]
     except (OverflowError, ValueError):  # see exact_sum
-        return [exact_sum(list(map(mul, row, vector))) for row in rows]
+        return [exact_sum(list(map(mul, row, vector))) for row in weights]
 
 
 def add_vectors(left, right):
@@ -128,13 +109,9 @@ def safe_relu(value):
 
 
 def mean_and_std(values):
-    """Mean and population standard deviation; NaN for no values.
-
-    Two passes, so a large mean cannot cancel away a small spread: the mean,
-    then the root of the summed squared deviations from it. math.dist computes
-    that root in C, scaling as it goes so squares of huge values cannot
-    overflow (and gives the same bits on every Python from 3.10 to 3.13).
-    """
+    """Mean and population std (NaN for no values), in two passes so a large
+    mean cannot cancel a small spread. math.dist takes the root of the summed
+    squared deviations in C, scaling so huge squares cannot overflow."""
     if not values:
         return math.nan, math.nan
     centre = exact_sum(values) / len(values)
@@ -150,12 +127,8 @@ def mean_and_std(values):
 
 
 def make_training_data(sample_count, feature_count, class_count, seed):
-    """A seeded toy classification set: one Gaussian cluster per class.
-
-    Class centres are drawn with std CLUSTER_SPREAD; each sample is its class
-    centre plus unit Gaussian noise. Classes take turns, so they are balanced.
-    Returns a list of (features, class_index) pairs.
-    """
+    """A seeded toy task: (features, class_index) pairs, one Gaussian cluster
+    per class (centres of std CLUSTER_SPREAD, unit noise), classes in turn."""
     rng = random.Random(seed)
     centres = [
         [rng.gauss(0.0, CLUSTER_SPREAD) for _ in range(feature_count)] for _ in range(class_count)
@@ -168,11 +141,8 @@ def make_training_data(sample_count, feature_count, class_count, seed):
 
 
 def init_network(layer_widths, init_mode, weight_scale_override, seed):
-    """Random weights and zero biases: a list of (weights, biases) per layer.
-
-    weights has fan_out rows of fan_in floats, so matvec(weights, signal) maps
-    a layer's input to its pre-activation; init_std gives their std.
-    """
+    """Random weights and zero biases: a list of (weights, biases) per layer,
+    weights being fan_out rows of fan_in floats of std init_std(...)."""
     rng = random.Random(seed)
     network = []
     for fan_in, fan_out in pairwise(layer_widths):
@@ -183,21 +153,15 @@ def init_network(layer_widths, init_mode, weight_scale_override, seed):
 
 
 def init_std(fan_in, fan_out, init_mode, weight_scale_override):
-    """The weight std of one layer:
-      "kaiming":  sqrt(2 / fan_in), which keeps a ReLU layer's variance steady;
-      "xavier":   sqrt(2 / (fan_in + fan_out)), Glorot's choice for tanh;
-      "standard": sqrt(1 / (3 fan_in)), the std of the uniform [-1/sqrt(fan_in),
-                  1/sqrt(fan_in)] that Glorot and Bengio call standard;
-      "bad":      weight_scale_override, whatever dose you give it.
-    A weight_scale_override replaces the std of any mode.
-    """
+    """The weight std of one layer; a weight_scale_override replaces any mode's
+    ("bad" has none of its own)."""
     if weight_scale_override is not None:
         return weight_scale_override
-    if init_mode == "kaiming":
+    if init_mode == "kaiming":  # keeps a ReLU layer's variance steady
         return math.sqrt(2.0 / fan_in)
-    if init_mode == "xavier":
+    if init_mode == "xavier":  # Glorot and Bengio's, for tanh
         return math.sqrt(2.0 / (fan_in + fan_out))
-    if init_mode == "standard":
+    if init_mode == "standard":  # the uniform +-1/sqrt(fan_in) they call standard
         return math.sqrt(1.0 / (3.0 * fan_in))
     raise ValueError(f"init_mode {init_mode!r} needs a weight_scale_override")
 
@@ -229,47 +193,39 @@ def forward_with_trace(network, inputs):
     }
 
 
-def pre_activation_gradients(network, trace, target_class):
-    """dLoss/d(pre-activation) of every layer, hidden and output, for one sample.
-
-    The ReLU derivative is 1 for any positive pre-activation and 0 otherwise,
-    as the lesson states it, also above RELU_CAP: the cap only keeps forward
-    values finite (a straight-through choice). That is what lets the sick
-    patient's exploded layers be pushed down until they die.
-    """
+def backward(network, trace, target_class, layer_backward=None):
+    """dLoss/d(pre-activation) of every layer for one sample's traced pass. As
+    pre = W x + b, these are the bias gradients, and dLoss/dW = grad x^T.
+    layer_backward takes a gradient down one layer (the lesson's: ReLU)."""
+    layer_backward = layer_backward or relu_backward
     probabilities = trace["post_activations"][-1]
-    pre_activations = trace["pre_activations"]
     # Softmax followed by cross-entropy has the famously simple gradient p - y.
     grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
     grads = [grad]
     for layer_index in range(len(network) - 1, 0, -1):
-        weights, _ = network[layer_index]
-        grad = relu_backward(
-            weights, grad, pre_activations[layer_index], pre_activations[layer_index - 1]
-        )
+        grad = layer_backward(network[layer_index][0], grad, trace, layer_index)
         grads.append(grad)
     return grads[::-1]
 
 
-def relu_backward(weights, grad, pre, below):
-    """dLoss/d(pre-activation below): W^T grad, times the ReLU derivative below.
-
-    A unit below whose ReLU was off gets 0 without its column being summed.
-    """
+def relu_backward(weights, grad, trace, layer_index):
+    """dLoss/d(pre-activation) below: W^T grad, times ReLU's derivative there
+    (0 for an unit that was off, whose column is not summed; 1 otherwise, also
+    above RELU_CAP, which only keeps forward values finite: that is what lets
+    the sick patient's exploded layers be pushed down until they die)."""
+    below = trace["pre_activations"][layer_index - 1]
     live = [j for j, value in enumerate(below) if value > 0.0]
     result = [0.0] * len(below)
-    for j, total in zip(live, column_sums(weights, grad, pre, live)):
+    for j, total in zip(live, column_sums(weights, grad, trace, layer_index, live)):
         result[j] = total
     return result
 
 
-def column_sums(weights, grad, pre, columns):
-    """(W^T grad)[j] for each j in columns: the gradient unit j passed on.
-
-    A row whose gradient is exactly 0 adds exactly 0 and is left out --
-    unless its pre-activation is not finite, the mark of an inf or NaN
-    weight in that row, whose 0 * inf = NaN plain backprop would spread.
-    """
+def column_sums(weights, grad, trace, layer_index, columns):
+    """(W^T grad)[j] for each j in columns. A row whose gradient is exactly 0
+    adds 0 and is left out, unless its pre-activation is not finite: the mark
+    of an inf or NaN weight, whose 0 * inf = NaN plain backprop would spread."""
+    pre = trace["pre_activations"][layer_index]
     rows = [
         i for i, (g, value) in enumerate(zip(grad, pre)) if g != 0.0 or not math.isfinite(value)
     ]
@@ -279,31 +235,10 @@ def column_sums(weights, grad, pre, columns):
     return matvec([transposed[j] for j in columns], [grad[i] for i in rows])
 
 
-def backward(network, trace, target_class):
-    """Backprop the cross-entropy loss of one sample through the traced pass.
-
-    Returns (pre_activation_grads, weight_grads, bias_grads): dLoss/dpre for
-    every layer and the gradient of every weight and bias. A layer computes
-    pre = W x + b, so dLoss/dW is the outer product (dLoss/dpre) x^T and
-    dLoss/db is dLoss/dpre itself.
-    """
-    pre_activation_grads = pre_activation_gradients(network, trace, target_class)
-    weight_grads = [
-        [[g * x for x in layer_input] for g in grad]
-        for grad, layer_input in zip(pre_activation_grads, trace["layer_inputs"])
-    ]
-    bias_grads = [list(grad) for grad in pre_activation_grads]
-    return pre_activation_grads, weight_grads, bias_grads
-
-
 def sgd_step(network, trace, pre_activation_grads, learning_rate):
-    """One SGD step, in place, without building the weight gradients.
-
-    Row i of dLoss/dW is grad_i * x (see backward), so row i of W moves by
-    -learning_rate * grad_i * x, and its bias by -learning_rate * grad_i. A
-    neuron that was off for this sample has grad_i = 0 exactly: neither moves,
-    and we skip it.
-    """
+    """One SGD step in place. Row i of dLoss/dW is grad_i * x, so row i of W
+    moves by -learning_rate * grad_i * x and its bias by -learning_rate *
+    grad_i; a neuron that was off (grad_i = 0) is skipped."""
     for (weights, biases), grad, layer_input in zip(
         network, pre_activation_grads, trace["layer_inputs"]
     ):
@@ -321,8 +256,6 @@ def sgd_step(network, trace, pre_activation_grads, learning_rate):
 class TrainingMonitor:
     """Accumulates one epoch of traces, then reduces them to a HealthReport."""
 
-    histogram_edges = HISTOGRAM_EDGES
-
     def __init__(self, layer_widths):
         self.num_hidden_layers = len(layer_widths) - 2
         self.layer_widths = layer_widths
@@ -333,7 +266,9 @@ class TrainingMonitor:
         self.pre_activations_per_layer = [[] for _ in hidden]
         self.post_activations_per_layer = [[] for _ in hidden]
         self.grad_pre_per_layer = [[] for _ in hidden]
-        self.sample_count = 0
+        # Each neuron's running maximum starts below any output: a neuron whose
+        # outputs were all NaN (a diverged network) has none, and is not dead.
+        self.neuron_max_per_layer = [[-math.inf] * width for width in self.layer_widths[1:-1]]
 
     def record(self, trace, pre_activation_grads):
         for layer_index in range(self.num_hidden_layers):
@@ -343,73 +278,39 @@ class TrainingMonitor:
             self.pre_activations_per_layer[layer_index].extend(pre)
             self.post_activations_per_layer[layer_index].extend(post)
             self.grad_pre_per_layer[layer_index].extend(grad_pre)
-        # The lesson also updates each neuron's running maximum here, at every
-        # sample; report() takes the same maximum once per epoch instead.
-        self.sample_count += 1
+            for neuron_index, value in enumerate(post):
+                if value > self.neuron_max_per_layer[layer_index][neuron_index]:
+                    self.neuron_max_per_layer[layer_index][neuron_index] = value
 
     def report(self) -> HealthReport:
-        """Reduce the epoch to one summary number (or histogram) per hidden layer.
-
-        Statistics are taken over a layer's finite values; the inf and NaN of
-        a diverged network are counted in "nonfinite_count" instead.
-        """
+        """One summary number (or histogram) per hidden layer, taken over its
+        finite values: one inf or NaN of a diverged network would spoil them."""
         report = {key: [] for key in REPORT_KEYS}
         for layer_index, width in enumerate(self.layer_widths[1:-1]):
-            pre = self.pre_activations_per_layer[layer_index]
-            post = self.post_activations_per_layer[layer_index]
-            grads = self.grad_pre_per_layer[layer_index]
-            finite_pre, finite_post, finite_grads = finite(pre), finite(post), finite(grads)
-            activation_mean, activation_std = mean_and_std(finite_post)
+            post = finite(self.post_activations_per_layer[layer_index])
+            grads = finite(self.grad_pre_per_layer[layer_index])
+            activation_mean, activation_std = mean_and_std(post)
             report["activation_mean"].append(activation_mean)
             report["activation_std"].append(activation_std)
-            report["gradient_std"].append(mean_and_std(finite_grads)[1])
-            report["gradient_max"].append(largest_size(finite_grads))
-            report["dead_count"].append(count_dead_neurons(post, width))
-            report["saturation_rate"].append(saturation_rate(finite_pre))
+            report["gradient_std"].append(mean_and_std(grads)[1])
+            report["gradient_max"].append(largest_size(grads))
+            # A ReLU output is never below 0: a maximum of 0 means it never fired.
+            peaks = self.neuron_max_per_layer[layer_index]
+            report["dead_count"].append(sum(1 for peak in peaks if peak == 0.0))
+            pre = finite(self.pre_activations_per_layer[layer_index])
+            report["saturation_rate"].append(saturation_rate(pre))
             report["layer_neuron_count"].append(width)
-            report["histogram"].append(histogram(finite_post, self.histogram_edges))
-            nonfinite = len(pre) + len(post) + len(grads)
-            nonfinite -= len(finite_pre) + len(finite_post) + len(finite_grads)
-            report["nonfinite_count"].append(nonfinite)
-        report["sample_count"] = self.sample_count
+            report["histogram"].append(histogram(post))
         return report
 
 
-REPORT_KEYS = (
-    "activation_mean",
-    "activation_std",
-    "gradient_std",
-    "gradient_max",
-    "dead_count",
-    "saturation_rate",
-    "layer_neuron_count",
-    "histogram",
-    "nonfinite_count",
-)
-
-
-def count_dead_neurons(post, width):
-    """Neurons whose maximum finite output over the epoch stayed 0: they never fired.
-
-    post holds the layer's outputs sample after sample, so neuron j's outputs
-    are post[j::width]; a ReLU output is never below 0. A NaN output (of a
-    diverged network) says nothing about firing, and max() with a NaN depends
-    on where the NaN stands, so only finite outputs count; a neuron with none
-    is not called dead (nonfinite_count reports it).
-    """
-    return sum(1 for neuron in range(width) if never_fired(finite(post[neuron::width])))
-
-
-def never_fired(outputs):
-    """Whether a neuron had outputs and all of them were 0."""
-    return bool(outputs) and max(outputs) <= 0.0
+REPORT_KEYS = ["activation_mean", "activation_std", "gradient_std", "gradient_max", "dead_count"]
+REPORT_KEYS += ["saturation_rate", "layer_neuron_count", "histogram"]
 
 
 def finite(values):
-    """The list of finite values, in order. One inf or NaN makes the sum inf
-    or NaN, so a finite sum means the list is its own answer: found about
-    three times as fast as by filtering. (Finite values whose sum overflows
-    take the filter too.)"""
+    """The finite values, in order. One inf or NaN spoils the sum, so a finite
+    sum means the list is its own answer: three times as fast as filtering."""
     if math.isfinite(sum(values)):
         return values
     return list(filter(math.isfinite, values))
@@ -428,57 +329,51 @@ def saturation_rate(values):
 
 
 def histogram(values, edges=HISTOGRAM_EDGES):
-    """Count values per bucket: = 0, <= 0.01, <= 0.1, ..., <= 1e5, > 1e5.
-
-    Sorted once, the count at or below each edge is one bisection.
-    """
+    """Count values per bucket (<= each edge, then above the last): sorted
+    once, the count at or below each edge is one bisection."""
     ordered = sorted(values)
     at_or_below = [bisect_right(ordered, edge) for edge in edges]
     at_or_below.append(len(ordered))
     return [high - low for low, high in zip([0, *at_or_below], at_or_below)]
 
 
-def bucket_shares(counts):
-    """Each bucket's share of a layer's histogram, from 0 to 1."""
-    total = max(sum(counts), 1)
-    return [count / total for count in counts]
+# ----------------------------------------------------------------------------
+# The flag function: the report in English
 
-
-def plural(count, noun):
-    """ "1 epoch", "2 epochs": a count and its noun, in the right number."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+# A warning is data: the layer it names (from 1), the kind of disease, and
+# the sentence the chart prints.
+HealthWarning = namedtuple("HealthWarning", "layer kind text")
 
 
 def flag_issues(report):
     warnings = []
     for layer_index in range(len(report["activation_mean"])):
-        layer_label = f"Layer {layer_index + 1}"
+        layer = layer_index + 1
+        layer_label = f"Layer {layer}"
         neuron_count = report["layer_neuron_count"][layer_index]
         dead_count = report["dead_count"][layer_index]
         dead_percent = 100.0 * dead_count / neuron_count
         if dead_percent > DEAD_PERCENT_LIMIT:
-            warnings.append(
-                f"{layer_label}: {dead_percent:.0f}% dead neurons ({dead_count}/{neuron_count})"
-            )
+            text = f"{layer_label}: {dead_percent:.0f}% dead neurons ({dead_count}/{neuron_count})"
+            warnings.append(HealthWarning(layer, "dead neurons", text))
         gradient_std = report["gradient_std"][layer_index]
         if gradient_std < VANISHING_GRAD_STD:
-            warnings.append(f"{layer_label}: gradient std {gradient_std:.2e} (vanishing)")
+            text = f"{layer_label}: gradient std {gradient_std:.2e} (vanishing)"
+            warnings.append(HealthWarning(layer, "vanishing gradients", text))
         elif gradient_std > EXPLODING_GRAD_STD:
-            warnings.append(f"{layer_label}: gradient std {gradient_std:.2e} (exploding)")
+            text = f"{layer_label}: gradient std {gradient_std:.2e} (exploding)"
+            warnings.append(HealthWarning(layer, "exploding gradients", text))
         saturated_percent = 100.0 * report["saturation_rate"][layer_index]
         if saturated_percent > SATURATED_PERCENT_LIMIT:
-            warnings.append(
+            text = (
                 f"{layer_label}: {saturated_percent:.0f}% of pre-activations are saturating "
                 f"(|value| > {SATURATION_LIMIT:g})"
             )
+            warnings.append(HealthWarning(layer, "saturation", text))
         activation_std = report["activation_std"][layer_index]
         if activation_std < COLLAPSED_ACT_STD:
-            warnings.append(f"{layer_label}: activation std {activation_std:.2e} (signal collapse)")
-        nonfinite_count = report["nonfinite_count"][layer_index]
-        if nonfinite_count:
-            warnings.append(
-                f"{layer_label}: {plural(nonfinite_count, 'non-finite value')} (NaN/inf)"
-            )
+            text = f"{layer_label}: activation std {activation_std:.2e} (signal collapse)"
+            warnings.append(HealthWarning(layer, "signal collapse", text))
     return warnings
 
 
@@ -509,11 +404,8 @@ def format_loss(value):
 
 
 def health_table(report):
-    """The lesson's per-layer table, one row per hidden layer.
-
-    The dead column is 5 wide, as in the lesson, unless a count like
-    1000/1000 needs more: then it widens for the whole table.
-    """
+    """The lesson's per-layer table. The dead column is 5 wide, as in the
+    lesson, unless a count like 1000/1000 needs more."""
     deads = [dead_text(report, index) for index in range(len(report["dead_count"]))]
     dead_width = max([5, *map(len, deads)])
     lines = [
@@ -533,17 +425,20 @@ def health_table(report):
 
 
 def dead_text(report, index):
-    # A reading that has no meaning for the activation (tanh) is NaN: n/a.
+    # A reading with no value (NaN) says n/a, like readable().
     dead = report["dead_count"][index]
     return "n/a" if math.isnan(dead) else f"{dead}/{report['layer_neuron_count'][index]}"
 
 
-def histogram_chart(report, labels=HISTOGRAM_LABELS, bar_width=10):
-    """The activation histogram as bars: one row per bucket, one column per layer.
+def bucket_shares(counts):
+    """Each bucket's share of a layer's histogram, from 0 to 1."""
+    total = max(sum(counts), 1)
+    return [count / total for count in counts]
 
-    Each '#' is 10% of the layer's values; a '.' marks a bucket that holds
-    some values, but fewer than 5%.
-    """
+
+def histogram_chart(report, labels, bar_width=10):
+    """The activation histogram, a row per bucket and a column per layer: each
+    '#' is 10% of the layer's values, a '.' some but fewer than 5%."""
     label_width = max(map(len, labels))
     header = [f"{'bucket':<{label_width}}"]
     header += [f"layer {index + 1:<{bar_width - 1}}" for index in range(len(report["histogram"]))]
@@ -575,7 +470,7 @@ def chart_lines(label, report, show_histogram=False, labels=HISTOGRAM_LABELS):
 def warning_lines(warnings):
     if not warnings:
         return ["no warnings: every layer is healthy."]
-    return ["WARNINGS:"] + [f"- {warning}" for warning in warnings]
+    return ["WARNINGS:"] + [f"- {warning.text}" for warning in warnings]
 
 
 def print_health_chart(label, report, show_histogram=False):
@@ -590,25 +485,24 @@ def print_health_chart(label, report, show_histogram=False):
 
 
 def training_run(
-    layer_widths,
-    init_mode,
-    weight_scale_override,
-    learning_rate,
-    epochs,
+    network,
     samples,
-    network_seed,
-    monitor=None,
+    epochs,
+    learning_rate,
+    shuffle_seed,
+    monitor,
+    forward=forward_with_trace,
+    backprop=backward,
+    step=sgd_step,
 ):
-    """Per-sample SGD on cross-entropy; yields (network, report) after each epoch.
+    """Per-sample SGD on cross-entropy; yields the monitor's HealthReport after
+    each epoch, with the epoch number and the epoch's mean loss added.
 
-    The network_seed draws the initial weights and the order in which the
-    samples are visited each epoch. The report is the monitor's HealthReport
-    plus the epoch number and the epoch's mean loss.
+    The shuffle_seed orders the samples of each epoch. A treated network
+    (beyond the lesson) passes its own forward, backprop and step, with the
+    signatures of forward_with_trace, backward and sgd_step.
     """
-    network = init_network(layer_widths, init_mode, weight_scale_override, network_seed)
-    shuffler = random.Random(network_seed)
-    if monitor is None:
-        monitor = TrainingMonitor(layer_widths)
+    shuffler = random.Random(shuffle_seed)
     order = list(range(len(samples)))
     for epoch in range(1, epochs + 1):
         monitor.reset()
@@ -616,15 +510,15 @@ def training_run(
         losses = []
         for sample_index in order:
             inputs, target_class = samples[sample_index]
-            trace = forward_with_trace(network, inputs)
+            trace = forward(network, inputs)
             losses.append(cross_entropy(trace["pre_activations"][-1], target_class))
-            pre_activation_grads = pre_activation_gradients(network, trace, target_class)
+            pre_activation_grads = backprop(network, trace, target_class)
             monitor.record(trace, pre_activation_grads)
-            sgd_step(network, trace, pre_activation_grads, learning_rate)
+            step(network, trace, pre_activation_grads, learning_rate)
         report = monitor.report()
         report["epoch"] = epoch
         report["loss"] = exact_sum(losses) / len(losses)
-        yield network, report
+        yield report
 
 
 def train(
@@ -639,12 +533,13 @@ def train(
     report_every,
 ):
     """Train one patient, print its chart every report_every epochs (with the
-    histogram at the last of them) and return the reports of all epochs."""
+    histogram at the last of them) and return the reports of all epochs.
+    The network_seed draws the initial weights and the order of the samples."""
+    network = init_network(layer_widths, init_mode, weight_scale_override, network_seed)
+    monitor = TrainingMonitor(layer_widths)
     reports = []
     last_charted = epochs - epochs % report_every
-    for _, report in training_run(
-        layer_widths, init_mode, weight_scale_override, learning_rate, epochs, samples, network_seed
-    ):
+    for report in training_run(network, samples, epochs, learning_rate, network_seed, monitor):
         reports.append(report)
         if report["epoch"] % report_every == 0:
             print_health_chart(label, report, show_histogram=report["epoch"] == last_charted)
@@ -678,19 +573,34 @@ def main():
 
 
 # ============================================================================
-# Beyond the lesson: treatments, a patient for every disease, a seventh
-# reading, the chart over time, a verdict, prescriptions and cures, seeds, the
-# founding experiments, export, and a command line.
+# Beyond the lesson: treatments, a patient for every disease, the
+# examination, prescriptions and cures, seeds, the founding experiments,
+# export, and a command line.
 # Everything above is the lesson; a reader beside the lesson can stop here.
 # ============================================================================
+
+# The extras' imports stand here, so that the lesson's part reads alone.
+import argparse
+import errno
+import json
+import os
+import signal
+import stat
+import statistics
+import sys
+import tempfile
+from functools import partial
+from operator import attrgetter, sub
+from time import perf_counter
 
 # ----------------------------------------------------------------------------
 # Treatments: other activations, layer normalization, gradient clipping
 #
-# A patient's dosing may change more than the lesson's init and learning rate.
-# dosed_run trains such a patient; with the lesson's dosing (ReLU, no norm,
-# no clipping) it runs the lesson's own forward_with_trace,
-# pre_activation_gradients and sgd_step, so the plain path stays as it was.
+# A dosing may change more than the lesson's init and learning rate. Each
+# treatment plugs into the lesson's training_run: another activation brings
+# its forward and its layer_backward for the lesson's backward; layer norm
+# wraps both; clipping scales the step. The lesson's ReLU network without a
+# norm runs the lesson's own functions.
 
 LEAKY_SLOPE = 0.01  # Maas, Hannun and Ng (2013): below 0 the ReLU leaks 1%
 NORM_EPSILON = 1e-5  # layer norm divides by sqrt(var + this), never by 0
@@ -705,32 +615,24 @@ def leaky_relu(value):
     return -RELU_CAP if leak < -RELU_CAP else leak
 
 
-def relu_layer(pre):
-    return [safe_relu(value) for value in pre]
+def every_column(weights, grad, trace, layer_index):
+    """W^T grad at every unit below: an activation without an off state."""
+    return column_sums(weights, grad, trace, layer_index, range(len(weights[0])))
 
 
-def leaky_relu_layer(pre):
-    return [leaky_relu(value) for value in pre]
+# Like the lesson's ReLU, the clamps are straight-through: the derivative
+# ignores RELU_CAP.
+def leaky_relu_backward(weights, grad, trace, layer_index):
+    below = trace["pre_activations"][layer_index - 1]
+    upstream = every_column(weights, grad, trace, layer_index)
+    return [u if value > 0.0 else LEAKY_SLOPE * u for u, value in zip(upstream, below)]
 
 
-def tanh_layer(pre):
-    return list(map(math.tanh, pre))
-
-
-# Each backprop turns the gradient arriving at a layer's outputs into the
-# gradient at the activation's input. Like the lesson's ReLU, the clamps are
-# straight-through: the derivative ignores RELU_CAP.
-def relu_backprop(upstream, pre, post):
-    return [u if value > 0.0 else 0.0 for u, value in zip(upstream, pre)]
-
-
-def leaky_relu_backprop(upstream, pre, post):
-    return [u if value > 0.0 else LEAKY_SLOPE * u for u, value in zip(upstream, pre)]
-
-
-def tanh_backprop(upstream, pre, post):
+def tanh_backward(weights, grad, trace, layer_index):
     # tanh'(x) = 1 - tanh(x)^2, read off the output the forward pass kept.
-    return [u * (1.0 - t * t) for u, t in zip(upstream, post)]
+    below = trace["post_activations"][layer_index - 1]
+    upstream = every_column(weights, grad, trace, layer_index)
+    return [u * (1.0 - t * t) for u, t in zip(upstream, below)]
 
 
 # Tanh lives in (-1, 1): its histogram buckets are linear, with the outer two
@@ -743,30 +645,29 @@ def bucket_labels(edges):
 
 
 ACTIVATIONS = {
-    # layer / backprop: the activation of one layer and its gradient;
+    # layer / backward: one layer's activation and its layer_backward;
     # edges / labels: the histogram's buckets; not_applicable: readings with
     # no meaning here, printed n/a. A tanh neuron is never "off", so it
-    # cannot die (its disease is saturation). A leaky ReLU has no flat part
-    # at all: below 0 it still passes 1% of the gradient, so a neuron that
-    # never went above 0 is not dead (it can come back), and nothing
-    # saturates.
+    # cannot die (its disease is saturation). A leaky ReLU has no flat part:
+    # below 0 it still passes 1% of the gradient, so a neuron that never went
+    # above 0 is not dead (it can come back), and nothing saturates.
     "relu": dict(
-        layer=relu_layer,
-        backprop=relu_backprop,
+        layer=lambda pre: [safe_relu(value) for value in pre],
+        backward=relu_backward,
         edges=HISTOGRAM_EDGES,
         labels=HISTOGRAM_LABELS,
         not_applicable=(),
     ),
     "leaky_relu": dict(
-        layer=leaky_relu_layer,
-        backprop=leaky_relu_backprop,
+        layer=lambda pre: [leaky_relu(value) for value in pre],
+        backward=leaky_relu_backward,
         edges=HISTOGRAM_EDGES,
         labels=bucket_labels(HISTOGRAM_EDGES),
         not_applicable=("dead_count", "saturation_rate"),
     ),
     "tanh": dict(
-        layer=tanh_layer,
-        backprop=tanh_backprop,
+        layer=lambda pre: list(map(math.tanh, pre)),
+        backward=tanh_backward,
         edges=TANH_HISTOGRAM_EDGES,
         labels=bucket_labels(TANH_HISTOGRAM_EDGES),
         not_applicable=("dead_count",),
@@ -774,50 +675,15 @@ ACTIVATIONS = {
 }
 
 
-def is_plain(activation, norms):
-    """The lesson's network: ReLU and no layer norm."""
-    return activation == "relu" and not norms
-
-
-def layer_norm(values, gain, shift):
-    """Ba, Kiros and Hinton (2016), over one sample's layer: returns
-    gain * unit + shift, unit = (values - mean) / spread, and unit and spread
-    (spread = sqrt(var + NORM_EPSILON), computed without squaring the std,
-    so a huge layer cannot overflow it)."""
-    mean, std = mean_and_std(values)
-    spread = math.hypot(std, math.sqrt(NORM_EPSILON))
-    unit = [(value - mean) / spread for value in values]
-    return [a * u + b for a, u, b in zip(gain, unit, shift)], unit, spread
-
-
-def layer_norm_backprop(grad, unit, spread, gain):
-    """Back through layer_norm: dLoss/d(values), dLoss/d(gain), dLoss/d(shift).
-
-    With d = grad * gain (the gradient at unit), the mean and spread both
-    depend on every value, which gives
-      dLoss/d(value_i) = (d_i - mean(d) - unit_i * mean(d * unit)) / spread.
-    """
-    d_unit = list(map(mul, grad, gain))
-    mean_d = exact_sum(d_unit) / len(d_unit)
-    mean_d_unit = exact_sum(list(map(mul, d_unit, unit))) / len(d_unit)
-    d_values = [(d - mean_d - u * mean_d_unit) / spread for d, u in zip(d_unit, unit)]
-    return d_values, list(map(mul, grad, unit)), list(grad)
-
-
-def dosed_forward(network, norms, inputs, activation):
-    """forward_with_trace for any activation, with a layer norm between each
-    hidden layer's W x + b and its activation when norms are given.
-
-    "pre_activations" holds what goes into the activation (after the norm),
-    where saturation is read; with a norm, "linear_outputs" keeps W x + b,
-    and "units" and "spreads" what the norm's backprop needs.
-    """
-    if is_plain(activation, norms):
-        return forward_with_trace(network, inputs)
-    activate = ACTIVATIONS[activation]["layer"]
-    keys = ["layer_inputs", "pre_activations", "post_activations"]
-    keys += ["linear_outputs", "units", "spreads"] if norms else []
-    trace = {key: [] for key in keys}
+def treated_forward(activate, norms, network, inputs):
+    """forward_with_trace with another activation, and with a layer norm
+    between each hidden layer's W x + b and its activation when norms are
+    given. "pre_activations" holds what goes into the activation, where
+    saturation is read; with a norm, "linear_outputs" keeps W x + b, and
+    "units", "spreads" and "norm_grads" are for the norm's backprop."""
+    trace = {"layer_inputs": [], "pre_activations": [], "post_activations": []}
+    if norms:
+        trace.update(linear_outputs=[], units=[], spreads=[], norm_grads=[None] * len(norms))
     signal = list(inputs)
     for layer_index, (weights, biases) in enumerate(network):
         trace["layer_inputs"].append(signal)
@@ -837,96 +703,86 @@ def dosed_forward(network, norms, inputs, activation):
     return trace
 
 
-def dosed_backward(network, norms, trace, target_class, activation):
-    """pre_activation_gradients for any activation and layer norm.
+def layer_norm(values, gain, shift):
+    """Ba, Kiros and Hinton (2016), over one sample's layer: returns
+    gain * unit + shift, unit = (values - mean) / spread, and unit and spread
+    (spread = sqrt(var + NORM_EPSILON), computed without squaring the std,
+    so a huge layer cannot overflow it)."""
+    mean, std = mean_and_std(values)
+    spread = math.hypot(std, math.sqrt(NORM_EPSILON))
+    unit = [(value - mean) / spread for value in values]
+    return [a * u + b for a, u, b in zip(gain, unit, shift)], unit, spread
 
-    Returns dLoss/dz for every layer, z = W x + b (before any norm: the
-    gradient the weights get), and dLoss/d(gain), dLoss/d(shift) of every
-    hidden layer's norm.
+
+def normed_backward(layer_backward, norms, weights, grad, trace, layer_index):
+    """layer_backward, then back through the layer norm below, keeping the
+    gradients of its gain and shift in the trace for the step.
+
+    With d = grad * gain (the gradient at unit), the mean and spread both
+    depend on every value, which gives
+      dLoss/d(value_i) = (d_i - mean(d) - unit_i * mean(d * unit)) / spread.
     """
-    if is_plain(activation, norms):
-        return pre_activation_gradients(network, trace, target_class), []
-    backprop = ACTIVATIONS[activation]["backprop"]
-    pre_activations, post_activations = trace["pre_activations"], trace["post_activations"]
-    probabilities = post_activations[-1]
-    grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
-    grads, norm_grads = [grad], []
-    for layer_index in range(len(network) - 1, 0, -1):
-        below = layer_index - 1
-        weights, _ = network[layer_index]
-        every_column = range(len(pre_activations[below]))
-        upstream = column_sums(weights, grad, pre_activations[layer_index], every_column)
-        grad = backprop(upstream, pre_activations[below], post_activations[below])
-        if norms:
-            unit, spread = trace["units"][below], trace["spreads"][below]
-            grad, gain_grad, shift_grad = layer_norm_backprop(grad, unit, spread, norms[below][0])
-            norm_grads.append((gain_grad, shift_grad))
-        grads.append(grad)
-    return grads[::-1], norm_grads[::-1]
+    below = layer_index - 1
+    grad = layer_backward(weights, grad, trace, layer_index)
+    unit, spread = trace["units"][below], trace["spreads"][below]
+    d_unit = list(map(mul, grad, norms[below][0]))
+    mean_d = exact_sum(d_unit) / len(d_unit)
+    mean_d_unit = exact_sum(list(map(mul, d_unit, unit))) / len(d_unit)
+    trace["norm_grads"][below] = (list(map(mul, grad, unit)), list(grad))
+    return [(d - mean_d - u * mean_d_unit) / spread for d, u in zip(d_unit, unit)]
 
 
-def gradient_norm(grads, trace, norm_grads):
-    """The global norm of the gradient over every parameter, in O(n).
-
-    A layer's weight gradient is the outer product g x^T (see backward),
-    whose norm is |g| |x|; its bias gradient is g itself.
-    """
+def gradient_norm(grads, trace):
+    """The global norm of the gradient over every parameter, in O(n): a
+    layer's weight gradient g x^T has norm |g| |x|; its bias gradient is g."""
     pieces = [math.hypot(*g) * math.hypot(*x) for g, x in zip(grads, trace["layer_inputs"])]
     pieces += [math.hypot(*g) for g in grads]
-    pieces += [math.hypot(*d) for gain_and_shift in norm_grads for d in gain_and_shift]
+    pieces += [math.hypot(*d) for pair in trace.get("norm_grads", ()) for d in pair]
     return math.hypot(*pieces)
 
 
 def clip_factor(total_norm, max_norm):
     """Pascanu, Mikolov and Bengio (2013), as torch.nn.utils.clip_grad_norm_
     does it: scale every gradient by max_norm / (norm + 1e-6) when that is
-    below 1. Scaling every gradient is scaling the step, so the SGD step
-    takes learning_rate * clip_factor."""
+    below 1. Scaling every gradient is scaling the step."""
     factor = max_norm / (total_norm + CLIP_EPSILON)
     return factor if factor < 1.0 else 1.0
 
 
-def dosed_sgd_step(network, norms, trace, grads, norm_grads, step_size):
-    sgd_step(network, trace, grads, step_size)
-    for (gain, shift), (gain_grad, shift_grad) in zip(norms, norm_grads):
-        gain[:] = [a - step_size * d for a, d in zip(gain, gain_grad)]
-        shift[:] = [b - step_size * d for b, d in zip(shift, shift_grad)]
+def dosed_run(dosing, samples, monitor):
+    """training_run with a dosing's treatments plugged in; yields its reports.
 
-
-def dosed_run(patient, samples, monitor):
-    """training_run with a patient's whole dosing; yields (network, report).
-
-    Besides the lesson's init and learning rate: "activation", "norm"
-    ("layer": gain 1 and shift 0 at the start, learned by SGD) and "clip"
-    (a maximum gradient norm, or None). The monitor is an ExamMonitor: it
-    also sees each step's size, for the update/weight ratio.
+    A dosing holds the lesson's init_mode, weight_scale_override,
+    learning_rate, layer_widths, epochs and network_seed, and "activation",
+    "norm" ("layer": gain 1 and shift 0 at the start, learned by SGD) and
+    "clip" (a maximum gradient norm, or None). The monitor is an ExamMonitor:
+    it also sees each step, for the update/weight ratio.
     """
-    widths, activation, clip = patient["layer_widths"], patient["activation"], patient["clip"]
+    widths, clip, activation = dosing["layer_widths"], dosing["clip"], dosing["activation"]
     network = init_network(
-        widths, patient["init_mode"], patient["weight_scale_override"], patient["network_seed"]
+        widths, dosing["init_mode"], dosing["weight_scale_override"], dosing["network_seed"]
     )
-    norms = [([1.0] * w, [0.0] * w) for w in widths[1:-1]] if patient["norm"] == "layer" else []
-    shuffler = random.Random(patient["network_seed"])
-    order = list(range(len(samples)))
-    for epoch in range(1, patient["epochs"] + 1):
-        monitor.reset()
-        shuffler.shuffle(order)
-        losses = []
-        for sample_index in order:
-            inputs, target_class = samples[sample_index]
-            trace = dosed_forward(network, norms, inputs, activation)
-            losses.append(cross_entropy(trace["pre_activations"][-1], target_class))
-            grads, norm_grads = dosed_backward(network, norms, trace, target_class, activation)
-            step_size = patient["learning_rate"]
-            if clip is not None:
-                step_size *= clip_factor(gradient_norm(grads, trace, norm_grads), clip)
-            monitor.record(trace, grads)
-            monitor.record_step(network, trace, grads, step_size)
-            dosed_sgd_step(network, norms, trace, grads, norm_grads, step_size)
-        report = monitor.report()
-        report["epoch"] = epoch
-        report["loss"] = exact_sum(losses) / len(losses)
-        yield network, report
+    norms = [([1.0] * w, [0.0] * w) for w in widths[1:-1]] if dosing["norm"] == "layer" else []
+    forward, layer_backward = forward_with_trace, ACTIVATIONS[activation]["backward"]
+    if activation != "relu" or norms:
+        forward = partial(treated_forward, ACTIVATIONS[activation]["layer"], norms)
+    if norms:
+        layer_backward = partial(normed_backward, layer_backward, norms)
+
+    def step(network, trace, grads, learning_rate):
+        if clip is not None:
+            learning_rate *= clip_factor(gradient_norm(grads, trace), clip)
+        monitor.record_step(network, trace, grads, learning_rate)
+        sgd_step(network, trace, grads, learning_rate)
+        for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace.get("norm_grads", ())):
+            gain[:] = [a - learning_rate * d for a, d in zip(gain, gain_grad)]
+            shift[:] = [b - learning_rate * d for b, d in zip(shift, shift_grad)]
+
+    backprop = partial(backward, layer_backward=layer_backward)
+    return training_run(
+        network, samples, dosing["epochs"], dosing["learning_rate"], dosing["network_seed"],
+        monitor, forward=forward, backprop=backprop, step=step,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------
@@ -995,9 +851,31 @@ PATIENTS = {
     )
     for name, (init_mode, weight_std, learning_rate, widths, activation) in DOSES.items()
 }
+DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm", "clip")
+
+
+def describe_dosing(patient):
+    init = f"{patient['init_mode']} init"
+    if patient["weight_scale_override"] is not None:  # it overrides any init mode's std
+        init = f"init std={patient['weight_scale_override']:g}"
+    treatments = [patient["activation"]] if patient["activation"] != "relu" else []
+    treatments += ["layer norm"] if patient["norm"] == "layer" else []
+    treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
+    widths = "-".join(map(str, patient["layer_widths"]))
+    epochs = plural(patient["epochs"], "epoch")
+    return ", ".join(
+        [init, *treatments, f"lr={patient['learning_rate']:g}", f"widths {widths}", epochs]
+    )
+
+
+def plural(count, noun):
+    """ "1 epoch", "2 epochs": a count and its noun, in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
 
 # ----------------------------------------------------------------------------
-# The seventh reading, and the examination's warnings
+# The examination's monitor and warnings: the seventh reading, non-finite
+# values, and the calm of a fitted network
 
 # The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
 # Networks Part 3: Learning and Evaluation"): an update should be about 1e-3
@@ -1007,7 +885,8 @@ UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
 
 
 class ExamMonitor(TrainingMonitor):
-    """The lesson's monitor for any activation, plus the seventh reading.
+    """The lesson's monitor for any activation, plus the seventh reading and
+    a count of the inf and NaN left out of the statistics.
 
     record_step() is told every SGD step before it is taken; for each hidden
     layer it divides the std of the step's update of the weights feeding that
@@ -1048,13 +927,13 @@ class ExamMonitor(TrainingMonitor):
         for index in range(self.num_hidden_layers):
             weights, biases = network[index]
             grad, layer_input = pre_activation_grads[index], trace["layer_inputs"][index]
-            if len(grad) * len(layer_input) < 2:
+            count = len(grad) * len(layer_input)
+            if count < 2:
                 continue  # one weight has no spread: its ratio means nothing
             if self.weight_sums[index] is None:
                 self.weight_sums[index] = matrix_sums(weights)
             total, squares = self.weight_sums[index]
-            count = len(grad) * len(layer_input)
-            # The step moves W by -step * dW, dW = grad x^T (see backward).
+            # The step moves W by -step * dW, dW = grad x^T.
             gradient_total, gradient_squares = outer_product_sums(grad, layer_input)
             step_total = step_size * gradient_total
             step_squares = step_size * step_size * gradient_squares
@@ -1079,14 +958,24 @@ class ExamMonitor(TrainingMonitor):
         self.ratio_seconds += perf_counter() - start
 
     def report(self):
-        """The lesson's report, n/a (NaN) where a reading has no meaning for
-        the activation, plus "update_ratio": each layer's arithmetic mean over
-        the epoch's steps. The arithmetic mean is dominated by its largest
-        terms, so one step that rewrites the weights shows in it."""
+        """The lesson's report with the activation's own histogram, n/a (NaN)
+        where a reading has no meaning for the activation, and three more
+        readings: "nonfinite_count" (the inf and NaN left out), "sample_count",
+        and "update_ratio", each layer's arithmetic mean over the epoch's
+        steps (dominated by its largest terms, so one step that rewrites the
+        weights shows in it)."""
         start = perf_counter()
         report = super().report()
+        posts = self.post_activations_per_layer
+        if self.histogram_edges != HISTOGRAM_EDGES:
+            report["histogram"] = [histogram(finite(post), self.histogram_edges) for post in posts]
         for key in self.not_applicable:
             report[key] = [math.nan] * self.num_hidden_layers
+        report["nonfinite_count"] = [
+            sum(len(values) - len(finite(values)) for values in layer)
+            for layer in zip(self.pre_activations_per_layer, posts, self.grad_pre_per_layer)
+        ]
+        report["sample_count"] = len(posts[0]) // self.layer_widths[1]
         report["update_ratio"] = [
             total / count if count else math.nan
             for total, count in zip(self.ratio_sum_per_layer, self.ratio_count_per_layer)
@@ -1117,61 +1006,99 @@ def outer_product_sums(column, row):
     return exact_sum(column) * exact_sum(row), norm * norm  # inf where ** 2 would raise
 
 
-def flag_update_ratio(report):
-    warnings = []
-    for layer_index, ratio in enumerate(report.get("update_ratio", [])):
-        if ratio > UPDATE_RATIO_HIGH:
-            warnings.append(f"Layer {layer_index + 1}: update/weight ratio {ratio:.2e} (too large)")
-        elif ratio < UPDATE_RATIO_LOW:
-            warnings.append(f"Layer {layer_index + 1}: update/weight ratio {ratio:.2e} (too small)")
-    return warnings
-
-
-# The words that mark each kind of warning, in flag_issues' and
-# flag_update_ratio's own wording.
-WARNING_KINDS = {
-    "dead neurons": "dead neurons",
-    "vanishing gradients": "(vanishing)",
-    "exploding gradients": "(exploding)",
-    "saturation": "saturating",
-    "signal collapse": "(signal collapse)",
-    "non-finite values": "non-finite value",
-    "update too large": "(too large)",
-    "update too small": "(too small)",
-}
 # Below this loss the network has fit its data, and its gradients and steps
 # are small by nature: the lesson's fixed thresholds would call that calm
 # "vanishing" and "too small", so the examination does not count them then.
 FITTED_LOSS = 0.01
 CALM_WHEN_FITTED = ("vanishing gradients", "update too small")
+# Every kind of warning, in the order summaries list them.
+WARNING_KINDS = (
+    "dead neurons",
+    "vanishing gradients",
+    "exploding gradients",
+    "saturation",
+    "signal collapse",
+    "non-finite values",
+    "update too large",
+    "update too small",
+)
 
 
-def all_warnings(report):
-    """flag_issues' warnings and the seventh reading's, ordered by layer, but
-    the calm of a fitted network (see FITTED_LOSS)."""
-    warnings = every_warning(report)
-    if report["loss"] < FITTED_LOSS:
-        warnings = [w for w in warnings if warning_kind(w) not in CALM_WHEN_FITTED]
-    return warnings
+def examination_warnings(report):
+    """Every warning of an examined epoch, by layer: flag_issues', then the
+    non-finite values' and the update/weight ratio's. Returns (counted, calm):
+    calm holds those not counted because the network has fit its data."""
+    warnings = flag_issues(report)
+    for index, (count, ratio) in enumerate(zip(report["nonfinite_count"], report["update_ratio"])):
+        label = f"Layer {index + 1}"
+        if count:
+            text = f"{label}: {plural(count, 'non-finite value')} (NaN/inf)"
+            warnings.append(HealthWarning(index + 1, "non-finite values", text))
+        if ratio > UPDATE_RATIO_HIGH:
+            text = f"{label}: update/weight ratio {ratio:.2e} (too large)"
+            warnings.append(HealthWarning(index + 1, "update too large", text))
+        elif ratio < UPDATE_RATIO_LOW:
+            text = f"{label}: update/weight ratio {ratio:.2e} (too small)"
+            warnings.append(HealthWarning(index + 1, "update too small", text))
+    warnings.sort(key=attrgetter("layer"))  # stable: each layer's stay in order
+    fitted = report["loss"] < FITTED_LOSS
+    counted = [w for w in warnings if not (fitted and w.kind in CALM_WHEN_FITTED)]
+    return counted, [w for w in warnings if w not in counted]
 
 
-def every_warning(report):
-    return sorted(flag_issues(report) + flag_update_ratio(report), key=warning_layer)
+# ----------------------------------------------------------------------------
+# One examination: train under the ExamMonitor, then print what it measured
 
 
-def fitted_calm(report):
-    """The warnings all_warnings leaves out as a fitted network's calm."""
-    counted = all_warnings(report)
-    return [warning for warning in every_warning(report) if warning not in counted]
+def examine(patient, samples, halt_on_warning=False):
+    """Train one patient under the ExamMonitor, to its last epoch or, halting,
+    to its first warning. Returns its reports, each with its "warnings" and
+    "calm" (see examination_warnings), and the seconds spent training, in the
+    lesson's six readings and in the update/weight ratio."""
+    monitor = ExamMonitor(patient["layer_widths"], patient["activation"])
+    reports = []
+    start = perf_counter()
+    for report in dosed_run(patient, samples, monitor):
+        report["warnings"], report["calm"] = examination_warnings(report)
+        reports.append(report)
+        if halt_on_warning and report["warnings"]:
+            break
+    readings, ratio = monitor.lesson_seconds, monitor.ratio_seconds
+    return reports, (perf_counter() - start - readings - ratio, readings, ratio)
 
 
-def warning_kind(warning):
-    return next(kind for kind, words in WARNING_KINDS.items() if words in warning)
+def print_examination(patient, reports, report_every, charset, halted=False, seconds=None):
+    """The examination's charts: every report_every epochs, at the first sign
+    of disease (the first epoch with a warning) and at the last; then the
+    trends, the heatmap, the verdict and, given the seconds, the timing."""
+    labels = ACTIVATIONS[patient["activation"]]["labels"]
+    first = first_warned(reports)
+    for report in reports:
+        last = report is reports[-1]
+        if report["epoch"] % report_every == 0 or last or report is first:
+            lines = chart_lines(patient["label"], report, show_histogram=last, labels=labels)
+            if report is first:
+                lines.insert(1, "first sign: the first epoch with a warning")
+            lines += update_ratio_lines(report) + warning_lines(report["warnings"])
+            if report["calm"]:
+                lines.append(
+                    f"(not counted: {plural(len(report['calm']), 'warning')} of small gradients "
+                    f"or steps; with the loss below {FITTED_LOSS:g} the network has fit its data)"
+                )
+            print("\n".join(lines) + "\n")
+    if halted:
+        print(f"halted at epoch {reports[-1]['epoch']}: the first warning stops the visit.\n")
+    not_applicable = ACTIVATIONS[patient["activation"]]["not_applicable"]
+    print("\n".join(trend_lines(reports, charset, not_applicable)))
+    print("\n".join(histogram_heatmap(reports, charset, labels)))
+    print(verdict(reports))
+    if seconds:
+        print(timing_line(*seconds))
+    print()
 
 
-def warning_layer(warning):
-    """The layer number a warning names: "Layer 3: ..." -> 3."""
-    return int(warning.split(":")[0].split()[1])
+def first_warned(reports):
+    return next((report for report in reports if report["warnings"]), None)
 
 
 def update_ratio_lines(report):
@@ -1182,20 +1109,32 @@ def update_ratio_lines(report):
     return [f"update/weight ratio per layer (rule of thumb ~1e-3): {ratios}"]
 
 
-# ----------------------------------------------------------------------------
-# The chart over time: trend lines and a histogram heatmap, one column per epoch
+def timing_line(training, readings, ratio):
+    return (
+        f"timing: training {training:.2f}s; the lesson's six readings {readings:.2f}s"
+        f" ({100.0 * readings / training:.0f}% of training); the update/weight "
+        f"ratio {ratio:.2f}s ({100.0 * ratio / training:.0f}%)"
+    )
 
+
+# The chart over time: trend lines and a histogram heatmap, one column per epoch.
 SPARK_LEVELS = {"unicode": "▁▂▃▄▅▆▇█", "ascii": ".:-=+*#@"}
 SHADE_LEVELS = {"unicode": " ░▒▓█", "ascii": " .:*#"}
 ZERO_MARK, NONFINITE_MARK = "_", "!"
+TRENDS = (
+    # report key, title, log scale, per-neuron share (dead count / width)
+    ("activation_std", "activation std", True, False),
+    ("gradient_std", "gradient std", True, False),
+    ("dead_count", "dead share", False, True),
+    ("saturation_rate", "saturation share", False, False),
+    ("update_ratio", "update/weight ratio", True, False),
+)
 
 
 def sparkline(values, low, high, log_scale, charset):
-    """One character per value, from the lowest level (at low) to the highest (at high).
-
-    An exact zero prints ZERO_MARK (a log scale has no place for it); NaN or
-    inf prints NONFINITE_MARK.
-    """
+    """One character per value, from the lowest level (at low) to the highest
+    (at high); ZERO_MARK for an exact zero on a log scale, NONFINITE_MARK for
+    NaN or inf."""
     levels = SPARK_LEVELS[charset]
     marks = []
     for value in values:
@@ -1216,23 +1155,10 @@ def scale_position(value, low, high, log_scale):
     return 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
 
 
-TRENDS = (
-    # report key, title, log scale, per-neuron share (dead count / width)
-    ("activation_std", "activation std", True, False),
-    ("gradient_std", "gradient std", True, False),
-    ("dead_count", "dead share", False, True),
-    ("saturation_rate", "saturation share", False, False),
-    ("update_ratio", "update/weight ratio", True, False),
-)
-
-
 def trend_lines(reports, charset, not_applicable=()):
-    """Each reading of each layer across the epochs, one character per epoch
-    (but the readings not_applicable to the activation).
-
+    """Each reading of each layer across the epochs, one character per epoch.
     Log-scaled readings share one scale across the layers, from the smallest
-    to the largest positive value of the run; shares run from 0 to 1.
-    """
+    to the largest positive value of the run; shares run from 0 to 1."""
     lines = [
         f"trends over {plural(len(reports), 'epoch')} (one column per epoch; "
         f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
@@ -1260,7 +1186,7 @@ def trend_lines(reports, charset, not_applicable=()):
     return lines
 
 
-def histogram_heatmap(reports, charset, labels=HISTOGRAM_LABELS):
+def histogram_heatmap(reports, charset, labels):
     """The activation histogram over time, like fastai's 'colorful dimension'
     plot: per layer one row per bucket (largest values on top), one column per
     epoch, darker = larger share. Buckets never used in the run are left out."""
@@ -1286,26 +1212,30 @@ def histogram_heatmap(reports, charset, labels=HISTOGRAM_LABELS):
     return lines
 
 
-# ----------------------------------------------------------------------------
-# The verdict: when did the chart first see the disease?
+# The verdict: when did the chart first see the disease? A forward disease is
+# carried up by the activations, so it starts at the lowest layer showing it;
+# a backward one is carried down by the gradients, so it starts at the top
+# and is worst at layer 1.
+FORWARD_DISEASES = ("dead neurons", "saturation", "signal collapse")
+BACKWARD_DISEASES = ("vanishing gradients", "exploding gradients")
 
 
 def verdict(reports):
     """One line: whether and when the run diverged, and the first epoch with a
     warning, the loss then (beside the loss at epoch 1: had the loss curve
     noticed?) and where its diseases start; or that no warning was raised."""
-    warned = next((report for report in reports if all_warnings(report)), None)
+    warned = first_warned(reports)
     if warned is None:
         last = reports[-1]
         final_loss = format_loss(last["loss"])
         return f"verdict: no warning in {plural(last['epoch'], 'epoch')}; final loss {final_loss}."
-    warnings = all_warnings(warned)
+    warnings = warned["warnings"]
     since = f" (epoch 1: {format_loss(reports[0]['loss'])})" if warned["epoch"] > 1 else ""
     line = (
         f"first warning at epoch {warned['epoch']}, loss then {format_loss(warned['loss'])}"
         f"{since}: {first_of(warnings)}."
     )
-    line = " ".join([line, *origins(warned, warnings)])
+    line = " ".join([line, *origins(warned)])
     diverged = next((report for report in reports if diverged_in(report)), None)
     if diverged:
         nonfinite = sum(diverged["nonfinite_count"])
@@ -1319,23 +1249,17 @@ def verdict(reports):
 def first_of(warnings):
     """The first warning, and how many more: "Layer 1: ... (+2 more warnings)"."""
     others = len(warnings) - 1
-    return warnings[0] + (f" (+{plural(others, 'more warning')})" if others else "")
+    return warnings[0].text + (f" (+{plural(others, 'more warning')})" if others else "")
 
 
-# A forward disease is carried up by the activations, so it starts at the
-# lowest layer showing it; a backward one is carried down by the gradients,
-# so it starts at the top and is worst at layer 1.
-FORWARD_DISEASES = ("dead neurons", "saturation", "signal collapse")
-BACKWARD_DISEASES = ("vanishing gradients", "exploding gradients")
-
-
-def origins(report, warnings):
-    """Where each family of disease in these warnings starts, in words."""
-    kinds = {warning_kind(warning) for warning in warnings}
+def origins(report):
+    """Where each family of disease in the report's warnings starts, in words."""
+    warnings = report["warnings"]
+    kinds = {warning.kind for warning in warnings}
     sentences = []
     forward = [kind for kind in FORWARD_DISEASES if kind in kinds]
     if forward:
-        lowest = min(warning_layer(w) for w in warnings if warning_kind(w) in forward)
+        lowest = min(warning.layer for warning in warnings if warning.kind in forward)
         many = len(forward) > 1 or forward[0].endswith("s")
         sentences.append(
             f"{' and '.join(forward).capitalize()} "
@@ -1369,66 +1293,6 @@ def change(start, end):
 
 def diverged_in(report):
     return sum(report["nonfinite_count"]) > 0 or not math.isfinite(report["loss"])
-
-
-# ----------------------------------------------------------------------------
-# One full examination
-
-
-def examine(patient, samples, report_every, halt_on_warning=False, charset="unicode", timing=False):
-    """Train one patient under the ExamMonitor and print its charts: every
-    report_every epochs, at the first sign of disease (the first epoch with a
-    warning) and at the last; then trends, heatmap and the verdict. Returns
-    the reports."""
-    label, widths = patient["label"], patient["layer_widths"]
-    labels = ACTIVATIONS[patient["activation"]]["labels"]
-    monitor = ExamMonitor(widths, patient["activation"])
-    reports = []
-    busy = 0.0
-    tick = perf_counter()
-    for _, report in dosed_run(patient, samples, monitor):
-        busy += perf_counter() - tick
-        warnings = all_warnings(report)
-        first_sign = bool(warnings) and not any(map(all_warnings, reports))
-        reports.append(report)
-        halting = halt_on_warning and bool(warnings)
-        last = halting or report["epoch"] == patient["epochs"]
-        if report["epoch"] % report_every == 0 or last or first_sign:
-            lines = chart_lines(label, report, show_histogram=last, labels=labels)
-            if first_sign:
-                lines.insert(1, "first sign: the first epoch with a warning")
-            lines += update_ratio_lines(report) + warning_lines(warnings)
-            calm = fitted_calm(report)
-            if calm:
-                lines.append(
-                    f"(not counted: {plural(len(calm), 'warning')} of small gradients or steps; "
-                    f"with the loss below {FITTED_LOSS:g} the network has fit its data)"
-                )
-            print("\n".join(lines) + "\n")
-        if halting:
-            print(f"halted at epoch {report['epoch']}: the first warning stops the visit.\n")
-            break
-        tick = perf_counter()
-    print(
-        "\n".join(
-            trend_lines(reports, charset, ACTIVATIONS[patient["activation"]]["not_applicable"])
-        )
-    )
-    print("\n".join(histogram_heatmap(reports, charset, labels)))
-    print(verdict(reports))
-    if timing:
-        print(timing_line(busy, monitor))
-    print()
-    return reports
-
-
-def timing_line(busy, monitor):
-    training = busy - monitor.lesson_seconds - monitor.ratio_seconds
-    return (
-        f"timing: training {training:.2f}s; the lesson's six readings {monitor.lesson_seconds:.2f}s"
-        f" ({100.0 * monitor.lesson_seconds / training:.0f}% of training); the update/weight "
-        f"ratio {monitor.ratio_seconds:.2f}s ({100.0 * monitor.ratio_seconds / training:.0f}%)"
-    )
 
 
 # ----------------------------------------------------------------------------
@@ -1586,12 +1450,11 @@ def prescribe(reports, dosing, tried=()):
     not below CURED_LOSS). A treatment that would give a dosing in tried (the
     ones already examined) is passed over like one already given. Reads the
     reports and the dosing, never the name."""
-    first = next((report for report in reports if all_warnings(report)), None)
-    last = reports[-1]
+    first, last = first_warned(reports), reports[-1]
     signs = [
-        (f"at epoch {report['epoch']}", {warning_kind(w) for w in all_warnings(report)})
+        (f"at epoch {report['epoch']}", {warning.kind for warning in report["warnings"]})
         for report in (first, last)
-        if report is not None and all_warnings(report)
+        if report is not None and report["warnings"]
     ]
     if not last["loss"] < CURED_LOSS:  # NaN too
         signs.append((f"in {last['epoch']} epochs", {"no progress"}))
@@ -1626,9 +1489,6 @@ def answer(kinds, where, reports, dosing, tried):
     return prescription
 
 
-DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm", "clip")
-
-
 def same_dosing(one, other):
     return all(one[key] == other[key] for key in DOSING_KEYS)
 
@@ -1636,13 +1496,13 @@ def same_dosing(one, other):
 def set_back(treated, before):
     """Whether a treatment left a run worse than before: before, the last
     epoch warned nothing; after, the final loss is no lower."""
-    return not all_warnings(before[-1]) and not treated[-1]["loss"] < before[-1]["loss"]
+    return not before[-1]["warnings"] and not treated[-1]["loss"] < before[-1]["loss"]
 
 
 def is_well(reports):
     """The cure's definition: the last epoch trips no warning and the final
     loss is below CURED_LOSS."""
-    return not all_warnings(reports[-1]) and reports[-1]["loss"] < CURED_LOSS
+    return not reports[-1]["warnings"] and reports[-1]["loss"] < CURED_LOSS
 
 
 def apply_treatments(patient, prescription):
@@ -1655,49 +1515,59 @@ def apply_treatments(patient, prescription):
     return treated
 
 
-def treat(patient, samples, report_every, charset="unicode", quiet=False):
-    """Examine the patient; while it is not well (see is_well), prescribe
-    from its chart, apply the prescription to the same patient and examine
-    again, up to TREATMENT_ROUNDS rounds. Ends with the before/after
-    comparison and one outcome line; quiet, it trains and prints nothing.
-    Returns every round: (dosing, treatments given so far, reports)."""
-
-    def examined(dosing):
-        if quiet:
-            monitor = ExamMonitor(dosing["layer_widths"], dosing["activation"])
-            return [report for _, report in dosed_run(dosing, samples, monitor)]
-        return examine(dosing, samples, report_every, charset=charset)
-
-    reports = examined(patient)
-    rounds = [(patient, [], reports)]
-    base = rounds[0]  # the round the next prescription starts from
+def treat(patient, samples):
+    """Examine the patient; while it is not well (see is_well), prescribe from
+    the chart of the last round kept, apply it and examine again, up to
+    TREATMENT_ROUNDS rounds. A round that sets the patient back (see set_back)
+    is withdrawn: the next prescription starts from the round before it.
+    Returns every round: a dict of its "dosing", the "treatments" given so
+    far, its "reports", the "prescription" that made it and "withdrawn"."""
+    reports, _ = examine(patient, samples)
+    rounds = [dict(dosing=patient, treatments=[], reports=reports, prescription=[])]
+    rounds[0]["withdrawn"] = False
+    base = rounds[0]
     while not is_well(reports) and len(rounds) <= TREATMENT_ROUNDS:
-        dosing, given, base_reports = base
-        prescription = prescribe(base_reports, dosing, [tried for tried, _, _ in rounds])
+        tried = [round_["dosing"] for round_ in rounds]
+        prescription = prescribe(base["reports"], base["dosing"], tried)
         if not prescription:
             break
-        if not quiet:
-            print(f"prescription, round {len(rounds)}:")
-            print("\n".join(f"- {t['name']}: {t['reason']}" for t in prescription) + "\n")
-        patient = apply_treatments(dosing, prescription)
-        reports = examined(patient)
-        rounds.append((patient, given + [t["name"] for t in prescription], reports))
-        if not set_back(reports, base_reports):
+        dosing = apply_treatments(base["dosing"], prescription)
+        reports, _ = examine(dosing, samples)
+        treatments = base["treatments"] + [treatment["name"] for treatment in prescription]
+        withdrawn = set_back(reports, base["reports"])
+        rounds.append(dict(dosing=dosing, treatments=treatments, reports=reports))
+        rounds[-1].update(prescription=prescription, withdrawn=withdrawn)
+        if not withdrawn:
             base = rounds[-1]
-        elif not quiet:
-            print(f"round {len(rounds) - 1} left the patient worse: its treatments are withdrawn\n")
-    if not quiet:
-        if base is not rounds[0]:
-            print("\n".join(comparison_lines(rounds[0], base)))
-        print(outcome(rounds, base) + "\n")
     return rounds
+
+
+def kept_round(rounds):
+    """The round the patient ends on: the last one not withdrawn."""
+    return next(round_ for round_ in reversed(rounds) if not round_["withdrawn"])
+
+
+def print_treatment(rounds, report_every, charset):
+    """Each round's examination after its prescription, then the untreated
+    patient beside the treated one and the outcome line."""
+    for number, round_ in enumerate(rounds):
+        if number:
+            print(f"prescription, round {number}:")
+            reasons = [f"- {given['name']}: {given['reason']}" for given in round_["prescription"]]
+            print("\n".join(reasons) + "\n")
+        print_examination(round_["dosing"], round_["reports"], report_every, charset)
+        if round_["withdrawn"]:
+            print(f"round {number} left the patient worse: its treatments are withdrawn\n")
+    kept = kept_round(rounds)
+    if kept is not rounds[0]:
+        print("\n".join(comparison_lines(rounds[0], kept)))
+    print(outcome(rounds, kept) + "\n")
 
 
 def comparison_lines(before, after):
     """Untreated beside treated, each layer's readings at the last epoch:
     before -> after, each column as wide as its widest cell."""
-    (_, _, untreated), (patient, treatments, treated) = before, after
-    first, last = untreated[-1], treated[-1]
+    first, last = before["reports"][-1], after["reports"][-1]
     header = ["layer", "act std", "grad std", "dead", "sat %"]
     rows = [
         [str(index + 1)]
@@ -1710,8 +1580,8 @@ def comparison_lines(before, after):
     widths = [max(map(len, column)) for column in zip(header, *rows)]
     return [
         f"=== before and after treatment | epoch {last['epoch']} ===",
-        f"untreated: {describe_dosing(before[0])}",
-        f"treated:   {describe_dosing(patient)} ({', '.join(treatments)})",
+        f"untreated: {describe_dosing(before['dosing'])}",
+        f"treated:   {describe_dosing(after['dosing'])} ({', '.join(after['treatments'])})",
         f"loss: {format_loss(first['loss'])} -> {format_loss(last['loss'])}",
         *(" | ".join(f"{cell:>{w}}" for cell, w in zip(row, widths)) for row in [header, *rows]),
     ]
@@ -1730,17 +1600,17 @@ def layer_cells(report, index):
 def outcome(rounds, final):
     """The one line that ends a treatment: healthy, cured or not cured. The
     patient ends on final, the last round whose treatments were kept."""
-    (_, _, untreated), (_, treatments, reports) = rounds[0], final
+    untreated, reports = rounds[0]["reports"], final["reports"]
     final_loss = format_loss(reports[-1]["loss"])
     if len(rounds) == 1 and is_well(reports):
-        warned = sum(1 for report in reports if all_warnings(report))
+        warned = sum(1 for report in reports if report["warnings"])
         note = f" (it warned in {plural(warned, 'epoch')}, none at the last)" if warned else ""
         return f"outcome: healthy: nothing to treat{note}; final loss {final_loss}."
     loss = f"loss {format_loss(untreated[-1]['loss'])} before, {final_loss} after"
     if is_well(reports):
         after = plural(len(rounds) - 1, "round")
-        return f"outcome: cured after {after} ({', '.join(treatments)}); {loss}."
-    warnings = all_warnings(reports[-1])
+        return f"outcome: cured after {after} ({', '.join(final['treatments'])}); {loss}."
+    warnings = reports[-1]["warnings"]
     if warnings:
         still = f"still warns: {first_of(warnings)}"
     else:
@@ -1748,16 +1618,12 @@ def outcome(rounds, final):
     if len(rounds) == 1:
         return f"outcome: not cured: nothing in the prescription table answers it; {still}."
     after = plural(len(rounds) - 1, "round")
-    kept = ", ".join(treatments) or "every treatment withdrawn"
+    kept = ", ".join(final["treatments"]) or "every treatment withdrawn"
     return f"outcome: not cured after {after} ({kept}); {still}; {loss}."
 
 
 # ----------------------------------------------------------------------------
-# Seeds or dose? The same patient over many seed pairs
-
-
-def seed_range(first, count):
-    return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
+# Seeds or dose? The same patient over many seed pairs, on every core
 
 
 def first_signs(run):
@@ -1765,65 +1631,119 @@ def first_signs(run):
     it gave, its final loss)."""
     widths = run["layer_widths"]
     samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+    reports, _ = examine(run, samples)
     first = {}
-    for _, report in dosed_run(run, samples, ExamMonitor(widths, run["activation"])):
-        for warning in all_warnings(report):
-            first.setdefault(warning_kind(warning), report["epoch"])
-    return first, report["loss"]
+    for report in reports:
+        for warning in report["warnings"]:
+            first.setdefault(warning.kind, report["epoch"])
+    return first, reports[-1]["loss"]
 
 
-def leave_signals_to_parent():
-    """In a worker: ignore Ctrl-C and the terminal's hangup, and die at once
-    on SIGTERM, the signal the parent stops its workers with."""
-    for stop_signal in [signal.SIGINT, *STOP_SIGNALS]:
-        signal.signal(stop_signal, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def seed_summary(patient, seed_count):
-    """Train the patient on seed_count seed pairs, pair k being its data and
-    network seeds plus k, without charts. Returns the summary's lines: per
-    warning kind, on how many runs it fired and the median epoch it first
-    did; the median final loss; and how many runs never warned."""
-    runs = [
+def seed_pairs(patient, seed_count):
+    """The patient on seed_count seed pairs: pair k adds k to its data and
+    network seeds."""
+    return [
         dict(patient, data_seed=patient["data_seed"] + k, network_seed=patient["network_seed"] + k)
         for k in range(seed_count)
     ]
-    # The seed pairs are independent: train them on every core at once, one
-    # run at a time so the cores stay evenly busy. The workers leave Ctrl-C to
-    # this process, which stops them all on leaving. (Imported here: only
-    # --seeds needs it, and importing it costs every run about 1% of its time.)
-    import multiprocessing
 
-    workers = min(seed_count, os.cpu_count() or 1)
-    with multiprocessing.Pool(workers, initializer=leave_signals_to_parent) as pool:
-        results = pool.map(first_signs, runs, chunksize=1)
+
+def seed_summary(patient, results):
+    """Per warning kind, on how many runs it fired and the median epoch it
+    first did; the median final loss; and how many runs never warned."""
+    count = len(results)
     first_epochs = {
         kind: [first[kind] for first, _ in results if kind in first] for kind in WARNING_KINDS
     }
-    final_losses = [loss for _, loss in results]
-    silent = sum(not first for first, _ in results)
-    data_seeds = seed_range(patient["data_seed"], seed_count)
-    network_seeds = seed_range(patient["network_seed"], seed_count)
+    data_seeds = seed_range(patient["data_seed"], count)
+    network_seeds = seed_range(patient["network_seed"], count)
     lines = [
-        f"=== {patient['label']} | {plural(seed_count, 'seed pair')}: data "
+        f"=== {patient['label']} | {plural(count, 'seed pair')}: data "
         f"{data_seeds}, network {network_seeds} ==="
     ]
     fired = {kind: epochs for kind, epochs in first_epochs.items() if epochs}
     if fired:
         lines.append("warning kind        |  runs | median first epoch")
     for kind, epochs in fired.items():
-        fired_on = f"{len(epochs)}/{seed_count}"
-        lines.append(f"{kind:<19} | {fired_on:>5} | {statistics.median(epochs):g}")
+        lines.append(f"{kind:<19} | {f'{len(epochs)}/{count}':>5} | {statistics.median(epochs):g}")
     # NaN has no place in an order (median() of it depends on where it
     # stands): the runs whose loss became NaN are counted apart.
+    final_losses = [loss for _, loss in results]
     ordered = [loss for loss in final_losses if not math.isnan(loss)]
     median = format_loss(statistics.median(ordered)) if ordered else "n/a"
     nan_runs = len(final_losses) - len(ordered)
     lost = f" ({plural(nan_runs, 'run')} ended with a NaN loss)" if nan_runs else ""
     lines.append(f"median final loss: {median}{lost}")
-    lines.append(f"no warning: {silent} of {plural(seed_count, 'seed pair')}")
+    silent = sum(not first for first, _ in results)
+    lines.append(f"no warning: {silent} of {plural(count, 'seed pair')}")
     return lines
+
+
+def seed_range(first, count):
+    return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
+
+
+def map_on_every_core(function, items):
+    """[function(item) for item in items], the items shared out among one
+    worker process per core (the runs are independent, and pure Python uses
+    one core each).
+
+    A stop (Ctrl-C, SIGTERM, SIGHUP) raises KeyboardInterrupt here, and on
+    the way out every worker is killed and reaped, whatever it was doing:
+    the workers start with the stops held, so none can slip in while one is
+    half started, and they leave the stops to this process. A worker that
+    died of a stop passes it on; one that died otherwise is an error. No
+    worker is ever replaced, so nothing waits for work that cannot come.
+    (Imported here: only this needs multiprocessing, which costs every run
+    about 1% of its time to import.)
+    """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    count = min(len(items), os.cpu_count() or 1)
+    shares = [list(enumerate(items))[k::count] for k in range(count)]
+    results, workers = {}, []
+    try:
+        with stops_held():
+            for share in shares:
+                receiver, sender = multiprocessing.Pipe(duplex=False)
+                worker = multiprocessing.Process(target=work_on, args=(function, share, sender))
+                workers.append((worker, receiver))
+                worker.start()
+                sender.close()
+        waiting = [receiver for _, receiver in workers]
+        while waiting:
+            for receiver in wait(waiting):
+                try:
+                    index, result = receiver.recv()
+                    results[index] = result
+                except EOFError:  # the worker is done, or dead
+                    waiting.remove(receiver)
+    finally:
+        with stops_held():  # a stop now waits until every worker is reaped
+            for worker, receiver in workers:
+                if worker.pid is not None and worker.exitcode is None:
+                    worker.kill()
+                worker.join()
+                receiver.close()
+    if len(results) < len(items):
+        code = next(worker.exitcode for worker, _ in workers if worker.exitcode)
+        if -code in STOPS:
+            raise KeyboardInterrupt(-code)
+        raise ChildProcessError(f"a worker process ended with status {code} before its work")
+    return [results[index] for index in range(len(items))]
+
+
+def work_on(function, share, sender):
+    """In a worker: ignore Ctrl-C and die at once, quietly, on SIGTERM or
+    SIGHUP (the parent handles both); then send each (index, result)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stop in STOPS[1:]:
+        signal.signal(stop, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+    for index, item in share:
+        sender.send((index, function(item)))
+    sender.close()
 
 
 # ----------------------------------------------------------------------------
@@ -1869,17 +1789,42 @@ EXPERIMENTS = {
 }
 
 
+def measure_experiment(name, data_seed, network_seed):
+    """Run one experiment: for each init, the readings at initialization
+    beside theory's prediction (see measure_at_init) and, if the experiment
+    trains, the loss of every epoch."""
+    experiment = EXPERIMENTS[name]
+    widths = experiment["layer_widths"]
+    samples = make_training_data(experiment["sample_count"], widths[0], widths[-1], data_seed)
+    measured = dict(name=name, data_seed=data_seed, network_seed=network_seed, losses={})
+    measured["at_init"] = {
+        init: measure_at_init(experiment, init, samples, network_seed)
+        for init in experiment["inits"]
+    }
+    for init in experiment["inits"] if experiment["epochs"] else ():
+        dosing = dict(
+            layer_widths=widths, init_mode=init, weight_scale_override=None, norm="none",
+            learning_rate=experiment["learning_rate"], activation=experiment["activation"],
+            clip=None, epochs=experiment["epochs"], network_seed=network_seed,
+        )  # fmt: skip
+        monitor = ExamMonitor(widths, experiment["activation"])
+        measured["losses"][init] = [
+            report["loss"] for report in dosed_run(dosing, samples, monitor)
+        ]
+    return measured
+
+
 def measure_at_init(experiment, init_mode, samples, network_seed):
     """Forward and backward every sample through a fresh network, without a
     step. Returns the lesson's report of the readings, each hidden layer's
     pre-activation std, and the theory's prediction of both stds."""
-    widths, activation = experiment["layer_widths"], experiment["activation"]
+    widths, activation = experiment["layer_widths"], ACTIVATIONS[experiment["activation"]]
     network = init_network(widths, init_mode, None, network_seed)
     monitor = TrainingMonitor(widths)
     output_grads = []
     for inputs, target_class in samples:
-        trace = dosed_forward(network, [], inputs, activation)
-        grads, _ = dosed_backward(network, [], trace, target_class, activation)
+        trace = treated_forward(activation["layer"], [], network, inputs)
+        grads = backward(network, trace, target_class, activation["backward"])
         monitor.record(trace, grads)
         output_grads += grads[-1]
     report = monitor.report()
@@ -1925,38 +1870,34 @@ def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, grad_stds
     return forward, backward
 
 
-def run_experiment(name, data_seed, network_seed):
-    """Print one experiment; return its JSON records, one per init and layer."""
-    experiment = EXPERIMENTS[name]
-    widths = experiment["layer_widths"]
-    samples = make_training_data(experiment["sample_count"], widths[0], widths[-1], data_seed)
+def print_experiment(measured):
+    """The experiment's tables beside theory, its training losses and its
+    finding, every number from this run, with the paper's own words."""
+    experiment = EXPERIMENTS[measured["name"]]
+    widths, activation = experiment["layer_widths"], experiment["activation"]
     hidden = widths[1:-1]
     print(f"=== {experiment['title']} ===")
     print(
-        f"{experiment['activation']} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-"
-        f"{widths[-1]}, {len(samples)} samples of the toy task (data seed {data_seed}, "
-        f"network seed {network_seed})"
+        f"{activation} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-"
+        f"{widths[-1]}, {experiment['sample_count']} samples of the toy task (data seed "
+        f"{measured['data_seed']}, network seed {measured['network_seed']})"
     )
+    bend = ", halved after a ReLU" if activation == "relu" else (
+        " (tanh ~ linear; where it bends it passes on less)"
+    )  # fmt: skip
     print(
-        "theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below)"
-        + (
-            ", halved after a ReLU"
-            if experiment["activation"] == "relu"
-            else " (tanh ~ linear; where it bends it passes on less)"
-        )
-        + "; gradients likewise going down, with fan_out"
+        f"theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below){bend}; "
+        "gradients likewise going down, with fan_out"
     )
-    gain = LINEAR_REGIME_GAIN[experiment["activation"]]
-    records, shrink = [], {}
-    for init_mode in experiment["inits"]:
-        report, pre_stds, predicted_pre, predicted_grad = measure_at_init(
-            experiment, init_mode, samples, network_seed
-        )
+    for init_mode, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
         # A typical hidden layer's factor: fan * Var(W), halved after a ReLU.
-        factor = gain * widths[2] * init_std(widths[1], widths[2], init_mode, None) ** 2
-        print()
+        factor = (
+            LINEAR_REGIME_GAIN[activation]
+            * widths[2]
+            * init_std(widths[1], widths[2], init_mode, None) ** 2
+        )
         print(
-            f"{init_mode} init, at initialization: in theory each layer multiplies the "
+            f"\n{init_mode} init, at initialization: in theory each layer multiplies the "
             f"variance by {factor:.2f}"
         )
         print("layer |  act std |  pre std |   theory |  grad std |    theory")
@@ -1967,111 +1908,80 @@ def run_experiment(name, data_seed, network_seed):
                 f"{readable(report['gradient_std'][index], '9.2e')} | "
                 f"{readable(predicted_grad[index], '9.2e')}"
             )
-            records.append(
-                dict(
-                    experiment=name,
-                    init=init_mode,
-                    layer=index + 1,
-                    activation_std=report["activation_std"][index],
-                    gradient_std=report["gradient_std"][index],
-                    pre_activation_std=pre_std,
-                    predicted_pre_activation_std=predicted_pre[index],
-                    predicted_gradient_std=predicted_grad[index],
-                )
-            )
-        shrink[init_mode] = (
-            change(report["activation_std"][0], report["activation_std"][-1]),
-            change(report["gradient_std"][-1], report["gradient_std"][0]),
-        )
     print()
-    losses = train_experiment(experiment, samples, network_seed) if experiment["epochs"] else {}
-    print(experiment_finding(experiment, shrink, losses))
-    print(f"paper: {experiment['paper']}")
-    print()
-    return records
-
-
-def train_experiment(experiment, samples, network_seed):
-    """Train one network per init; print the loss of every epoch side by side."""
-    widths = experiment["layer_widths"]
-    losses = {}
-    for init_mode in experiment["inits"]:
-        patient = dict(
-            layer_widths=widths,
-            init_mode=init_mode,
-            weight_scale_override=None,
-            learning_rate=experiment["learning_rate"],
-            activation=experiment["activation"],
-            norm="none",
-            clip=None,
-            epochs=experiment["epochs"],
-            network_seed=network_seed,
-        )
-        runs = dosed_run(patient, samples, ExamMonitor(widths, experiment["activation"]))
-        losses[init_mode] = [report["loss"] for _, report in runs]
-    inits = experiment["inits"]
-    print(
-        f"training, lr={experiment['learning_rate']:g} (chance: ln {widths[-1]} = "
-        f"{math.log(widths[-1]):.3f}):"
-    )
-    print("epoch | " + " | ".join(f"{init_mode + ' loss':>12}" for init_mode in inits))
-    for epoch in range(experiment["epochs"]):
+    losses = measured["losses"]
+    if losses:
         print(
-            f"{epoch + 1:>5} | "
-            + " | ".join(f"{format_loss(losses[init_mode][epoch]):>12}" for init_mode in inits)
+            f"training, lr={experiment['learning_rate']:g} (chance: ln {widths[-1]} = "
+            f"{math.log(widths[-1]):.3f}):"
         )
-    print()
-    return losses
+        print("epoch | " + " | ".join(f"{init + ' loss':>12}" for init in losses))
+        for epoch, row in enumerate(zip(*losses.values())):
+            print(f"{epoch + 1:>5} | " + " | ".join(f"{format_loss(loss):>12}" for loss in row))
+        print()
+    print(experiment_finding(experiment, measured))
+    print(f"paper: {experiment['paper']}\n")
 
 
-def experiment_finding(experiment, shrink, losses):
+def experiment_finding(experiment, measured):
     """The finding in words, every number from this run."""
     last = len(experiment["layer_widths"]) - 2
     parts = []
-    for init_mode, (activation_change, gradient_change) in shrink.items():
+    for init_mode, (report, *_) in measured["at_init"].items():
+        activations = change(report["activation_std"][0], report["activation_std"][-1])
+        gradients = change(report["gradient_std"][-1], report["gradient_std"][0])
         part = (
-            f"{init_mode}: activation std {activation_change} from layer 1 to {last}, "
-            f"gradient std {gradient_change} from layer {last} down to 1"
+            f"{init_mode}: activation std {activations} from layer 1 to {last}, "
+            f"gradient std {gradients} from layer {last} down to 1"
         )
-        if init_mode in losses:
-            chance = math.log(experiment["layer_widths"][-1])
-            learned = losses[init_mode][-1] < LEARNS_BELOW * chance
-            part += (
-                f", and after {len(losses[init_mode])} epochs the loss is "
-                f"{format_loss(losses[init_mode][-1])}: "
-                + ("it learns" if learned else "it does not learn")
+        losses = measured["losses"].get(init_mode)
+        if losses:
+            learned = losses[-1] < LEARNS_BELOW * math.log(experiment["layer_widths"][-1])
+            part += f", and after {len(losses)} epochs the loss is {format_loss(losses[-1])}: " + (
+                "it learns" if learned else "it does not learn"
             )
         parts.append(part)
     return "finding: " + "; ".join(parts) + "."
 
 
-# ----------------------------------------------------------------------------
-# Export: JSON Lines
-
-
-def json_records(patient, reports):
-    """One JSON-ready dict per epoch: the run's label and dosing, then the report.
-    NaN and inf have no JSON spelling, so they are written as null."""
-    dosing = {key: json_safe(patient[key]) for key in RUN_KEYS}
+def experiment_records(measured):
+    """The experiment's JSON records, one per init and hidden layer."""
     return [
-        {**dosing, **{key: json_safe(value) for key, value in report.items()}} for report in reports
+        dict(
+            experiment=measured["name"],
+            init=init_mode,
+            layer=index + 1,
+            activation_std=report["activation_std"][index],
+            gradient_std=report["gradient_std"][index],
+            pre_activation_std=pre_std,
+            predicted_pre_activation_std=predicted_pre[index],
+            predicted_gradient_std=predicted_grad[index],
+        )
+        for init_mode, (report, pre_stds, predicted_pre, predicted_grad) in measured[
+            "at_init"
+        ].items()
+        for index, pre_std in enumerate(pre_stds)
     ]
 
 
-RUN_KEYS = (
-    "patient",
-    "label",
-    "init_mode",
-    "weight_scale_override",
-    "learning_rate",
-    "layer_widths",
-    "activation",
-    "norm",
-    "clip",
-    "epochs",
-    "data_seed",
-    "network_seed",
-)
+# ----------------------------------------------------------------------------
+# Export: JSON Lines
+
+RUN_KEYS = ["patient", "label", "init_mode", "weight_scale_override", "learning_rate"]
+RUN_KEYS += ["layer_widths", "activation", "norm", "clip", "epochs", "data_seed", "network_seed"]
+# An examined epoch's report, as written: the lesson's readings, then the
+# examination's, then the epoch and its loss.
+RECORD_KEYS = [*REPORT_KEYS, "nonfinite_count", "sample_count", "update_ratio", "epoch", "loss"]
+
+
+def json_records(patient, reports, **extra):
+    """One JSON-ready dict per epoch: the run's label and dosing, the report,
+    then any extra keys. NaN and inf have no JSON spelling: they become null."""
+    dosing = {key: json_safe(patient[key]) for key in RUN_KEYS}
+    return [
+        {**dosing, **{key: json_safe(report[key]) for key in RECORD_KEYS}, **extra}
+        for report in reports
+    ]
 
 
 def json_safe(value):
@@ -2111,323 +2021,257 @@ def file_mode(path):
         return 0o666 & ~umask
 
 
+def output_problem(path):
+    """Why an output file could not be written at path, or "" if it can. It
+    is written whole beside the path and renamed over it, which would turn a
+    named pipe, a device or a symbolic link into a regular file: so the path
+    must be a regular file or a new one, in a folder we can write to."""
+    if not path or path.startswith("-"):
+        return "give a file path (./-name for a name that starts with '-')"
+    if path.endswith(("/", os.sep)):
+        return "a path ending in a slash names a folder: give a file path"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"the folder {folder!r} does not exist: give a path in an existing folder"
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    except OSError as error:  # a name too long for the file system, say
+        return f"{error.strerror}: give a file path"
+    if not stat.S_ISREG(mode):
+        kinds = [(stat.S_ISDIR, "folder"), (stat.S_ISLNK, "symbolic link")]
+        kinds += [(stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket")]
+        kind = next((kind for is_kind, kind in kinds if is_kind(mode)), "device")
+        return f"it is a {kind}, not a regular file: give a regular file or a new path"
+    try:  # a scratch file is the honest test of the folder: os.access says yes to root
+        with tempfile.TemporaryFile(dir=folder):
+            return ""
+    except OSError:
+        return "give a file path in a writable folder"
+
+
 # ----------------------------------------------------------------------------
 # The command line
 
-
-# Upper bounds that keep one run within memory (under ~2.5 GB even with every
-# bound reached at once) and, with the lesson's other values, within a few
-# minutes; a run with several bounds reached at once takes much longer, and
-# Ctrl-C stops it cleanly. Measured in pure Python: a float kept in a list
-# costs ~32 bytes; a sample costs ~0.2 us per weight and ~5 us per hidden neuron.
+# Upper bounds that keep one run within memory (under ~2.5 GB with every bound
+# reached at once) and, with the lesson's other values, within a few minutes.
+# In pure Python a kept float costs ~32 bytes, and a sample ~0.2 us per weight
+# and ~5 us per hidden neuron.
 MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; every epoch's report is kept for the trends
 MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size: 30 epochs of ~3 s
 MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
 MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats an epoch: <= 1 GB
 MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
 MAX_SEED_PAIRS = 1_000  # --seeds: a thousand runs of the lesson's size take ~10 minutes
+# The lesson's run takes only these flags; main() is it with the lesson's values.
+LESSON_SEEDS = {"data_seed": 7, "network_seed": 11, "sample_count": 80}
+REPORT_EVERY = 10
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument gets one line on stderr (and exit status 2)."""
+    """argparse, but a bad argument gets one line on stderr (and exit status 2),
+    naming what is allowed when a flag lacks its value."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        flag = message.removeprefix("argument ").split(":")[0]
+        if message.endswith("expected one argument") and flag in self.allowed:
+            message += f": give {self.allowed[flag]}"
+        if message.startswith("unrecognized arguments"):
+            message += f" (python {self.prog} --help lists the flags)"
+        self.exit(2, f"{self.prog}: error: {message}".replace("\n", "\\n") + "\n")
 
 
 def whole_number(low, high=None):
     """An argparse type: a whole number from low to high (or up from low)."""
-    allowed = f"{low} or above" if high is None else f"from {low} to {high}"
+    allowed = (
+        f"a whole number {low} or above" if high is None else f"a whole number from {low} to {high}"
+    )
 
     def parse(text):
         try:
-            value = int(text)
+            value = int(text) if text == text.strip() else None
         except ValueError:
             value = None
         if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not allowed: give a whole number {allowed}"
-            )
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give {allowed}")
         return value
 
+    parse.allowed = allowed
     return parse
 
 
-def number_above_zero(text):
+def above_zero(text):
     try:
-        value = float(text)
+        value = float(text) if text == text.strip() else math.nan
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0.0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give a finite number above 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give {above_zero.allowed}")
     return value
 
 
+above_zero.allowed = "a finite number above 0"
+
+
 def layer_widths(text):
-    try:
-        widths = [int(part) for part in text.split(",")]
-    except ValueError:
-        widths = []
+    parts = text.split(",")
+    widths = [int(part) for part in parts] if all(map(str.isdecimal, parts)) else []
     problem = widths_problem(widths)
     if problem:
         raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {problem}")
     return widths
 
 
+layer_widths.allowed = "whole numbers, comma-separated, like 8,16,16,4"
+
+
 def widths_problem(widths):
     """What is wrong with these layer widths, or "" if nothing."""
     if len(widths) < 2 or not all(1 <= width <= MAX_WIDTH for width in widths):
-        return (
-            f"give whole numbers from 1 to {MAX_WIDTH}, comma-separated: the feature "
-            "count, one or more hidden widths, the class count, like 8,16,16,4"
-        )
+        return f"give {layer_widths.allowed}, each from 1 to {MAX_WIDTH}: features, hidden, classes"
     if len(widths) == 2:
         return "there is no hidden layer to examine: give one or more hidden widths, like 8,16,4"
     if widths[-1] < 2:
         return "one class is nothing to learn: give 2 or more classes (the last width)"
-    hidden = sum(widths[1:-1])
-    if hidden > MAX_HIDDEN_NEURONS:
-        return f"{hidden} hidden neurons: give at most {MAX_HIDDEN_NEURONS} in all"
-    weights = sum(map(mul, widths, widths[1:]))
-    if weights > MAX_WEIGHTS:
-        return f"{weights} weights: give widths with at most {MAX_WEIGHTS} in all"
+    if sum(widths[1:-1]) > MAX_HIDDEN_NEURONS:
+        return f"{sum(widths[1:-1])} hidden neurons: give at most {MAX_HIDDEN_NEURONS} in all"
+    if sum(map(mul, widths, widths[1:])) > MAX_WEIGHTS:
+        return f"{sum(map(mul, widths, widths[1:]))} weights: give at most {MAX_WEIGHTS} in all"
     return ""
 
 
-# The lesson's run, flag by flag: main() trains the lesson's two patients with
-# their own dosing (no --patient, no dosing flag) on data seed 7 and network
-# seed 11 with 80 samples, charts every 10 epochs, and shows none of the
-# examination's own views. These are the parser's defaults. A command line
-# asking for exactly this run gets main()'s output; any other, the full
-# examination. A new flag adds one entry: its value in the lesson's run.
-LESSON_RUN = {
-    "patient": None,
-    "init": None,
-    "scale": None,
-    "lr": None,
-    "epochs": None,
-    "widths": None,
-    "activation": None,
-    "norm": None,
-    "clip": None,
-    "samples": 80,
-    "data_seed": 7,
-    "network_seed": 11,
-    "report_every": 10,
-    "halt_on_warning": False,
-    "json": None,
-    "timing": False,
-    "treat": False,
-    "seeds": None,
-    "experiment": None,
-}
-# Flags that leave the lesson's run as it is: --ascii only changes the
-# examination's trend and heatmap characters, and --list-patients runs nothing.
-LESSON_NEUTRAL_FLAGS = ("ascii", "list_patients")
-
-
-def asks_for_the_lesson(args):
-    """Whether the arguments ask for exactly the lesson's run (LESSON_RUN)."""
-    asked = {name: value for name, value in vars(args).items() if name not in LESSON_NEUTRAL_FLAGS}
-    return asked == LESSON_RUN
-
-
 def build_parser():
-    healthy = PATIENTS["healthy"]
     parser = OneLineParser(
         prog="main.py",
-        description="Train patients and print their per-layer health charts. With no "
-        "arguments, or only flags that repeat the lesson's values (data seed "
-        f"{LESSON_RUN['data_seed']}, network seed {LESSON_RUN['network_seed']}, "
-        f"{LESSON_RUN['samples']} samples, a chart every {LESSON_RUN['report_every']} epochs; "
-        "--ascii too), you get the lesson's run: the healthy and the sick patient, exactly as "
-        "the lesson prints them. Anything else (a patient, a dosing, another seed, --json, "
-        "--timing, --halt-on-warning) gets the full examination: charts, trends, heatmap and "
-        "verdict. --treat, --seeds, --experiment and --list-patients do what their help says.",
+        allow_abbrev=False,
+        description="With no flags, or only seeds and size, the lesson's run. Any other flag "
+        "gets the full examination of each --patient (default: healthy and sick, or a custom "
+        "patient made of dosing flags alone).",
     )
-    parser.add_argument(
-        "--patient",
-        action="append",
-        choices=list(PATIENTS),
-        metavar="NAME",
-        help=f"run this patient (repeatable): {', '.join(PATIENTS)}; see --list-patients",
-    )
-    parser.add_argument(
-        "--list-patients",
-        action="store_true",
-        help="list the patients, their dosing and their disease, then stop",
-    )
-    dosing = parser.add_argument_group(
-        "your own experiment",
-        "these set a custom patient's dosing (starting from healthy's), or override the "
-        "dosing of every --patient; a default 'the patient's' is the --patient's own dosing, "
-        "or healthy's for a custom patient. An --init without --scale drops a patient's std.",
-    )
-    dosing.add_argument(
-        "--init",
-        choices=["kaiming", "xavier", "standard", "bad"],
-        help="weight init: kaiming sqrt(2/fan_in), xavier sqrt(2/(fan_in+fan_out)), standard "
-        "sqrt(1/(3 fan_in)) (Glorot and Bengio's uniform), bad (needs --scale) "
-        f"(default: the patient's; healthy's {healthy['init_mode']})",
-    )
-    dosing.add_argument(
-        "--scale",
-        type=number_above_zero,
-        help="weight std, overriding the init mode's (default: the patient's, if any; "
-        "healthy has none)",
-    )
-    dosing.add_argument(
-        "--lr",
-        type=number_above_zero,
-        help=f"learning rate (default: the patient's; healthy's {healthy['learning_rate']:g})",
-    )
-    dosing.add_argument(
-        "--epochs",
-        type=whole_number(1, MAX_EPOCHS),
-        help=f"epochs to train, at most {MAX_EPOCHS} (default: the patient's; healthy's "
-        f"{healthy['epochs']})",
-    )
-    dosing.add_argument(
-        "--widths",
-        type=layer_widths,
-        metavar="8,16,...,4",
-        help="layer widths; the data follows them: the feature count, one or more hidden "
-        f"widths, the class count (2 or more). Each at most {MAX_WIDTH}, the hidden ones at "
-        f"most {MAX_HIDDEN_NEURONS} in all, and at most {MAX_WEIGHTS} weights (default: the "
-        f"patient's; healthy's {','.join(map(str, healthy['layer_widths']))})",
-    )
-    dosing.add_argument(
-        "--activation",
-        choices=list(ACTIVATIONS),
-        help=f"the hidden layers' activation (default: the patient's; healthy's "
-        f"{healthy['activation']})",
-    )
-    dosing.add_argument(
-        "--norm",
-        choices=["none", "layer"],
-        help="'layer': layer norm before each hidden activation (default: the patient's; "
-        f"healthy's {healthy['norm']})",
-    )
-    dosing.add_argument(
-        "--clip",
-        type=number_above_zero,
-        metavar="MAX_NORM",
-        help="clip every step's gradient to this global norm (default: the patient's; "
-        "healthy has none)",
-    )
-    dosing.add_argument(
-        "--samples",
-        type=whole_number(1, MAX_SAMPLES),
-        default=LESSON_RUN["samples"],
-        help=f"training samples, at least one per class, at most {MAX_SAMPLES} "
-        "(default %(default)s)",
-    )
-    dosing.add_argument(
-        "--data-seed",
-        type=whole_number(0),
-        default=LESSON_RUN["data_seed"],
-        help="data seed, 0 or above (default %(default)s)",
-    )
-    dosing.add_argument(
-        "--network-seed",
-        type=whole_number(0),
-        default=LESSON_RUN["network_seed"],
-        help="seed of the initial weights and the sample order, 0 or above (default %(default)s)",
-    )
-    view = parser.add_argument_group("what to show")
-    view.add_argument(
-        "--report-every",
-        type=whole_number(1),
-        default=LESSON_RUN["report_every"],
-        help="print the chart every N epochs, and at the last (default %(default)s)",
-    )
-    view.add_argument(
-        "--halt-on-warning",
-        action="store_true",
-        help="stop training at the first warning and print that epoch's chart",
-    )
-    view.add_argument(
-        "--ascii",
-        action="store_true",
-        help="plain characters for trends and heatmap (automatic when the "
-        "terminal cannot print Unicode)",
-    )
-    view.add_argument(
-        "--json", metavar="PATH", help="also write every epoch's report as JSON Lines to PATH"
-    )
-    view.add_argument(
-        "--timing",
-        action="store_true",
-        help="after each run, print the seconds spent training and monitoring",
-    )
+    groups = [parser.add_argument_group(title) for title in ("dosing", "seeds and size", "views")]
+    dosing, seeds, view = groups
     modes = parser.add_argument_group("beyond one examination")
-    modes.add_argument(
-        "--treat",
-        action="store_true",
-        help="treat each patient that is not well (a warning at its last epoch, or a final "
-        f"loss not below {CURED_LOSS:g}): prescribe from its chart, apply, examine again, up to "
-        f"{TREATMENT_ROUNDS} rounds; ends with before/after and one outcome line; needs "
-        f"{TREAT_MIN_EPOCHS} or more epochs",
-    )
-    modes.add_argument(
-        "--seeds",
-        type=whole_number(1, MAX_SEED_PAIRS),
-        metavar="N",
-        help="run each patient on N seed pairs (data and network seed + k, k = 0..N-1) "
-        "without charts, on every core, and print what warned how often: a disease of the dose "
-        "or of the seed?",
-    )
-    modes.add_argument(
-        "--experiment",
-        choices=list(EXPERIMENTS),
-        help="rerun a founding experiment at initialization, beside theory; takes "
-        "--data-seed, --network-seed and --json, no dosing",
-    )
+    flags = [
+        parser.add_argument("--patient", action="append", choices=PATIENTS, metavar="NAME",
+            help=f"examine this patient (repeatable): {', '.join(PATIENTS)}"),
+        parser.add_argument("--list-patients", action="store_true",
+            help="list the patients, their dosing and disease"),
+        dosing.add_argument("--init", choices=("kaiming", "xavier", "standard", "bad"),
+            metavar="MODE", help="kaiming, xavier, standard or bad (with --scale)"),
+        dosing.add_argument("--scale", type=above_zero, metavar="STD",
+            help="weight std, replacing the init's"),
+        dosing.add_argument("--lr", type=above_zero, help="learning rate"),
+        dosing.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), metavar="N",
+            help=f"epochs, 1 to {MAX_EPOCHS}"),
+        dosing.add_argument("--widths", type=layer_widths, metavar="8,16,...,4",
+            help="features, hidden widths, classes"),
+        dosing.add_argument("--activation", choices=ACTIVATIONS, metavar="NAME",
+            help=", ".join(ACTIVATIONS)),
+        dosing.add_argument("--norm", choices=("none", "layer"), metavar="KIND",
+            help="none, or layer: layer norm before each hidden activation"),
+        dosing.add_argument("--clip", type=above_zero, metavar="MAX_NORM",
+            help="clip each step's gradient to this global norm"),
+        seeds.add_argument("--data-seed", type=whole_number(0), metavar="N", help="default 7"),
+        seeds.add_argument("--network-seed", type=whole_number(0), metavar="N",
+            help="initial weights and sample order; default 11"),
+        seeds.add_argument("--samples", type=whole_number(1, MAX_SAMPLES), metavar="N",
+            dest="sample_count",
+            help=f"training samples, 1 per class to {MAX_SAMPLES}; default 80"),
+        view.add_argument("--report-every", type=whole_number(1), metavar="N",
+            help="a chart every N epochs (default 10)"),
+        view.add_argument("--halt-on-warning", action="store_true",
+            help="stop at the first warning"),
+        view.add_argument("--ascii", action="store_true",
+            help="plain characters for trends and heatmap"),
+        view.add_argument("--timing", action="store_true",
+            help="seconds spent training and monitoring"),
+        view.add_argument("--json", metavar="PATH", help="also write every report to PATH"),
+        modes.add_argument("--treat", action="store_true",
+            help=f"prescribe, treat, examine again, up to {TREATMENT_ROUNDS} rounds"),
+        modes.add_argument("--seeds", type=whole_number(1, MAX_SEED_PAIRS), metavar="N",
+            help="N seed pairs, summed up: a disease of the dose or of the seed?"),
+        modes.add_argument("--experiment", choices=EXPERIMENTS, metavar="NAME",
+            help="glorot-bengio: each layer's readings at init beside theory; he: that, "
+            "then training"),
+    ]  # fmt: skip
+    parser.allowed = {
+        action.option_strings[0]: getattr(action.type, "allowed", f"one of {action.metavar}")
+        if action.choices is None
+        else f"one of {', '.join(action.choices)}"
+        for action in flags
+        if action.nargs != 0
+    }
+    parser.allowed["--json"] = "a file path"
     return parser
 
 
-def describe_dosing(patient):
-    init = f"{patient['init_mode']} init"
-    if patient["weight_scale_override"] is not None:  # it overrides any init mode's std
-        init = f"init std={patient['weight_scale_override']:g}"
-    treatments = [patient["activation"]] if patient["activation"] != "relu" else []
-    treatments += ["layer norm"] if patient["norm"] == "layer" else []
-    treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
-    widths = "-".join(map(str, patient["layer_widths"]))
-    epochs = plural(patient["epochs"], "epoch")
-    return ", ".join(
-        [init, *treatments, f"lr={patient['learning_rate']:g}", f"widths {widths}", epochs]
-    )
+def joined_values(argv, parser):
+    """argv with a value that starts with '-' joined to its flag (--lr=-1e-3):
+    argparse takes such a value for a flag, and says only "expected one
+    argument"; joined, the flag's own check says what is allowed."""
+    joined = []
+    for token in argv:
+        flag_value = token.startswith("-") and not token.startswith("--")
+        if joined and joined[-1] in parser.allowed and flag_value:
+            joined[-1] += f"={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+# The flags each mode cannot take: --list-patients runs nothing, an experiment
+# builds its own networks, and --seeds and --treat each run a patient in a way
+# of their own.
+MODE_CONFLICTS = {
+    "list_patients": "*",
+    "experiment": "patient init scale lr epochs widths activation norm clip sample_count "
+    "report_every halt_on_warning timing treat seeds",
+    "seeds": "treat halt_on_warning json timing report_every",
+    "treat": "halt_on_warning timing",
+}
+
+
+def check_args(args, parser):
+    """A parser error for a flag the chosen mode cannot take, or an output
+    file that could not be written."""
+    for mode, conflicts in MODE_CONFLICTS.items():
+        names = list(vars(args)) if conflicts == "*" else conflicts.split()
+        for name in names if given(args, mode) else ():
+            if name != mode and given(args, name):
+                flag, with_flag = (f"--{key.replace('_', '-')}" for key in (name, mode))
+                parser.error(f"argument {flag}: not allowed with {with_flag}")
+    problem = output_problem(args.json) if args.json is not None else ""
+    if problem:
+        parser.error(f"argument --json: {args.json!r} cannot be written: {problem}")
+
+
+def given(args, name):
+    return getattr(args, name) not in (None, False)
+
+
+def asks_for_the_lesson(args):
+    """The rule: no flag but the lesson's seeds and size asks for the lesson's run."""
+    return not any(given(args, name) for name in vars(args) if name not in LESSON_SEEDS)
 
 
 def patient_runs(args, parser):
     """The runs the arguments ask for, each a patient dict with its seeds, or a
     parser error for a combination no single argument can judge."""
-    overrides = {
-        key: value
-        for key, value in (
-            ("init_mode", args.init),
-            ("weight_scale_override", args.scale),
-            ("learning_rate", args.lr),
-            ("epochs", args.epochs),
-            ("layer_widths", args.widths),
-            ("activation", args.activation),
-            ("norm", args.norm),
-            ("clip", args.clip),
-        )
-        if value is not None
-    }
+    flags = ("init", "scale", "lr", "epochs", "widths", "activation", "norm", "clip")
+    keys = ("init_mode", "weight_scale_override", "learning_rate", "epochs", "layer_widths")
+    keys += ("activation", "norm", "clip")
+    overrides = {key: getattr(args, flag) for flag, key in zip(flags, keys) if given(args, flag)}
     if args.init is not None and args.scale is None:
         # An init mode given on the command line brings its own std: a
         # patient's std override (sick's 1.0) must not silently outlive it.
         overrides["weight_scale_override"] = None
-    names = args.patient or (["custom"] if overrides else ["healthy", "sick"])
+    seeds = {key: value if getattr(args, key) is None else getattr(args, key)
+             for key, value in LESSON_SEEDS.items()}  # fmt: skip
     runs = []
-    for name in names:
+    for name in args.patient or (["custom"] if overrides else ["healthy", "sick"]):
         run = dict(PATIENTS.get(name, PATIENTS["healthy"]), patient=name, **overrides)
-        run.update(
-            data_seed=args.data_seed, network_seed=args.network_seed, sample_count=args.samples
-        )
+        run.update(seeds)
         if overrides or name == "custom":
             run["label"] = f"{name.upper()} ({describe_dosing(run)})"
         if run["init_mode"] == "bad" and run["weight_scale_override"] is None:
@@ -2445,94 +2289,191 @@ def patient_runs(args, parser):
         if run["sample_count"] < run["layer_widths"][-1]:
             parser.error(
                 f"argument --samples: {run['sample_count']} is fewer than the "
-                f"{run['layer_widths'][-1]} classes (the last width): give at least one "
-                "sample per class"
+                f"{run['layer_widths'][-1]} classes: give at least one sample per class"
             )
         runs.append(run)
     return runs
 
 
-# The flags each mode cannot take: --list-patients runs nothing, an experiment
-# builds its own networks, and --seeds and --treat each run a patient in a way
-# of their own.
-MODE_CONFLICTS = {
-    "list_patients": " ".join(name for name in LESSON_RUN),
-    "experiment": (
-        "patient init scale lr epochs widths activation norm clip samples report_every "
-        "halt_on_warning timing treat seeds"
-    ),
-    "seeds": "treat halt_on_warning json timing report_every",
-    "treat": "halt_on_warning timing",
-}
+def run_the_command(args, parser):
+    """Train and print what args ask for; return the JSON records."""
+    if args.list_patients:
+        for name, patient in PATIENTS.items():
+            print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
+        return []
+    if args.experiment:
+        measured = measure_experiment(
+            args.experiment,
+            LESSON_SEEDS["data_seed"] if args.data_seed is None else args.data_seed,
+            LESSON_SEEDS["network_seed"] if args.network_seed is None else args.network_seed,
+        )  # fmt: skip
+        print_experiment(measured)
+        return experiment_records(measured)
+    runs, records = patient_runs(args, parser), []
+    if asks_for_the_lesson(args):
+        return lesson_run(runs)
+    every, charset = args.report_every or REPORT_EVERY, stdout_charset(args.ascii)
+    for run in runs:
+        widths = run["layer_widths"]
+        samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
+        if args.seeds:
+            results = map_on_every_core(first_signs, seed_pairs(run, args.seeds))
+            print("\n".join(seed_summary(run, results)) + "\n")
+        elif args.treat:
+            rounds = treat(run, samples)
+            print_treatment(rounds, every, charset)
+            for number, round_ in enumerate(rounds):
+                extra = dict(round=number, treatments=round_["treatments"])
+                records += json_records(round_["dosing"], round_["reports"], **extra)
+        else:
+            reports, seconds = examine(run, samples, args.halt_on_warning)
+            halted = args.halt_on_warning and bool(reports[-1]["warnings"])
+            print_examination(run, reports, every, charset, halted, args.timing and seconds)
+            records += json_records(run, reports)
+    return records
 
 
-def check_mode(args, parser):
-    """A parser error for a flag the chosen mode cannot take."""
-    for mode, conflicts in MODE_CONFLICTS.items():
-        if getattr(args, mode) in (None, False):
-            continue
-        for name in conflicts.split():
-            if name != mode and getattr(args, name) != LESSON_RUN[name]:
-                flag, with_flag = (f"--{key.replace('_', '-')}" for key in (name, mode))
-                parser.error(f"argument {flag}: not allowed with {with_flag}")
-
-
-def check_json_path(path, parser):
-    """Fail before any training if the JSON file could not be written.
-
-    The file is written whole beside the path, then renamed over it: that
-    would turn a named pipe, a device or a symbolic link into a regular file,
-    so the path must be a regular file or a new one. (Creating a scratch file
-    is the honest test of the folder: os.access says yes to root.)
-    """
-
-    def refuse(why):  # parser.error exits: nothing after a refusal runs
-        parser.error(f"argument --json: {path!r} cannot be written: {why}")
-
-    if not path:
-        refuse("give a file path")
-    if path.endswith(("/", os.sep)):
-        refuse("a path ending in a slash names a folder: give a file path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        parser.error(f"argument --json: {path!r}: the folder {folder!r} does not exist")
-    try:
-        kind = file_kind(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        kind = "new"
-    except OSError as error:  # a name too long for the file system, say
-        refuse(f"{error.strerror}: give a file path")
-    if kind not in ("regular file", "new"):
-        refuse(f"it is a {kind}, not a regular file: give a regular file or a new path")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        refuse("give a file path in a writable folder")
-
-
-def file_kind(mode):
-    """What an lstat() mode says the path is, in words."""
-    kinds = (
-        (stat.S_ISREG, "regular file"),
-        (stat.S_ISDIR, "folder"),
-        (stat.S_ISLNK, "symbolic link"),
-        (stat.S_ISFIFO, "named pipe (FIFO)"),
-        (stat.S_ISCHR, "device"),
-        (stat.S_ISBLK, "device"),
-        (stat.S_ISSOCK, "socket"),
-    )
-    return next((kind for is_kind, kind in kinds if is_kind(mode)), "special file")
+def lesson_run(runs):
+    """The lesson's main(); on other seeds or size, the same two train() calls."""
+    if all(run[key] == value for run in runs for key, value in LESSON_SEEDS.items()):
+        return main() or []
+    seeds = runs[0]
+    samples = make_training_data(seeds["sample_count"], 8, 4, seeds["data_seed"])
+    for run in runs:
+        dosing = [run[key] for key in ("init_mode", "weight_scale_override", "learning_rate")]
+        train(run["label"], run["layer_widths"], *dosing, run["epochs"], samples,
+              run["network_seed"], REPORT_EVERY)  # fmt: skip
+    return []
 
 
 def stdout_charset(ascii_requested):
-    if ascii_requested:
-        return "ascii"
     try:
         (SPARK_LEVELS["unicode"] + SHADE_LEVELS["unicode"]).encode(sys.stdout.encoding or "ascii")
     except (UnicodeEncodeError, LookupError):
         return "ascii"
-    return "unicode"
+    return "ascii" if ascii_requested else "unicode"
+
+
+class GuardedStdout:
+    """Stands in for sys.stdout (print needs an object with write and flush),
+    so that losing stdout cannot crash a run or cost its JSON file.
+
+    The first write or flush that fails (the reader of a pipe has left, the
+    disk is full, stdout is closed) is kept in `error`, and the real stdout is
+    pointed at the null device, so that what is still buffered in it cannot
+    fail again when Python exits. The rest is dropped: a run with a file to
+    write trains on for it (keep_going); any other stops, as each later write
+    raises the error.
+    """
+
+    def __init__(self, stream):
+        self.stream, self.keep_going = stream, False
+        self.encoding = getattr(stream, "encoding", None)
+        # Python sets sys.stdout to None when it starts with stdout closed.
+        self.error = None if stream is not None else OSError(errno.EBADF, "it is closed")
+
+    def write(self, text):
+        self.attempt(self.stream and self.stream.write, text)
+        if self.error is not None and not self.keep_going:
+            raise self.error
+        return len(text)
+
+    def flush(self):
+        self.attempt(self.stream and self.stream.flush)
+
+    def attempt(self, action, *args):
+        if self.error is None:
+            try:
+                action(*args)
+            except OSError as error:
+                self.error = error
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, self.stream.fileno())
+                os.close(null)
+
+
+# Signals that stop a run: Ctrl-C (SIGINT), SIGTERM, the one kill sends, and
+# SIGHUP, sent when the terminal closes (Windows has no SIGHUP).
+STOPS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports when a reader leaves
+
+
+def stop_like_ctrl_c(signum, frame):
+    """Signal handler: raise what Ctrl-C raises, with the signal's number, so
+    that one place stops the run; the first stop is the one that counts, so
+    the rest are ignored while it unwinds."""
+    for stop in STOPS:
+        signal.signal(stop, signal.SIG_IGN)
+    raise KeyboardInterrupt(signum)
+
+
+def stops_held():
+    """A with block in which a stop waits (pending) until the block ends."""
+    held = signal.pthread_sigmask if hasattr(signal, "pthread_sigmask") else lambda *_: None
+
+    class Held:
+        def __enter__(self):
+            self.before = held(signal.SIG_BLOCK, STOPS)
+
+        def __exit__(self, *exception):
+            held(signal.SIG_SETMASK, self.before)
+
+    return Held()
+
+
+def command_line(argv):
+    """Run what argv asks for and return the exit status: 0 when done; 1 when
+    the JSON file or stdout could not be written; 2 for a bad argument; 128 + N
+    when stopped by signal N, as a shell reports it (130 Ctrl-C, 143 SIGTERM,
+    129 SIGHUP), and 141 (SIGPIPE) when the reader of stdout has left."""
+    parser, stdout = build_parser(), GuardedStdout(sys.stdout)
+    sys.stdout, status = stdout, 0
+    unwritten = written = None  # the JSON file asked for and not yet written; once written
+    try:
+        args = parser.parse_args(joined_values(argv, parser))
+        check_args(args, parser)
+        unwritten, stdout.keep_going = args.json, args.json is not None
+        records = run_the_command(args, parser)
+        if args.json is not None:
+            with stops_held():  # a stop waits until we know whether the file was written
+                status = save_json(args.json, records, parser.prog)
+                unwritten, written = (args.json, None) if status else (None, args.json)
+            if not status:
+                print(f"wrote {plural(len(records), 'report')} to {printable(args.json)}")
+        stdout.flush()
+    except SystemExit as exit:  # --help, or argparse's one line for a bad argument
+        status = exit.code
+        stdout.flush()
+    except KeyboardInterrupt as interrupt:
+        status = interrupted(interrupt.args[0] if interrupt.args else signal.SIGINT, unwritten)
+    except OSError as error:
+        if error is not stdout.error:  # a lost stdout is the only failure expected here
+            raise
+    finally:
+        sys.stdout = stdout.stream
+    if stdout.error is None or status != 0:
+        return status
+    if isinstance(stdout.error, BrokenPipeError):
+        return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
+    went_on = f"the run went on and wrote {written!r}" if written else "stopped"
+    reason = stdout.error.strerror or str(stdout.error)
+    print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
+    return 1
+
+
+def save_json(path, records, prog):
+    """write_json_lines; 0 if it succeeded, else 1 and one line on stderr
+    saying why (a full disk, a file size limit, no right to replace it)."""
+    try:
+        write_json_lines(path, records)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        print(
+            f"{prog}: error: could not write {path!r}: {reason}; nothing was written",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def printable(text):
@@ -2543,177 +2484,19 @@ def printable(text):
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
-class GuardedStdout:
-    """Stands in for sys.stdout, inside a with block, so that losing stdout
-    cannot crash a run or cost its JSON file. (print needs an object with
-    write and flush: a class, not a function.)
-
-    The first write or flush that fails (the reader of a pipe has left, the
-    disk is full, stdout is closed) is kept in `error`. The real stdout is
-    then pointed at the null device, so that the output still buffered in it
-    cannot fail again when Python exits, and the rest of the output is
-    dropped. A run with a JSON file to write trains on for it (keep_going);
-    any other stops: each later write raises the error.
-    """
-
-    def __init__(self, stream, keep_going):
-        self.stream = stream
-        self.keep_going = keep_going
-        self.encoding = getattr(stream, "encoding", None)
-        # Python sets sys.stdout to None when it starts with stdout closed.
-        self.error = None if stream is not None else OSError(errno.EBADF, "it is closed")
-
-    def __enter__(self):
-        sys.stdout = self
-        return self
-
-    def __exit__(self, *exception):
-        self.flush()  # now, so that a failure shows here and not as Python exits
-        sys.stdout = self.stream
-
-    def write(self, text):
-        if self.error is None:
-            try:
-                self.stream.write(text)
-            except OSError as error:
-                self.lose(error)
-        if self.error is not None and not self.keep_going:
-            raise self.error
-        return len(text)
-
-    def flush(self):
-        if self.error is None:
-            try:
-                self.stream.flush()
-            except OSError as error:
-                self.lose(error)
-
-    def lose(self, error):
-        self.error = error
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, self.stream.fileno())
-        os.close(null)
-
-
-def run_patients(args, parser):
-    """Train and chart (or treat, or summarize over seeds) the runs args ask
-    for, or run the experiment; return their JSON records."""
-    if args.json is not None:
-        check_json_path(args.json, parser)
-    if args.experiment:
-        return run_experiment(args.experiment, args.data_seed, args.network_seed)
-    runs = patient_runs(args, parser)
-    if asks_for_the_lesson(args):
-        main()
-        return []
-    records = []
-    for run in runs:
-        if args.seeds:
-            print("\n".join(seed_summary(run, args.seeds)) + "\n")
-            continue
-        widths = run["layer_widths"]
-        samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
-        if args.treat:
-            rounds = treat(run, samples, args.report_every, stdout_charset(args.ascii))
-            for number, (dosing, treatments, reports) in enumerate(rounds):
-                extra = {"round": number, "treatments": treatments}
-                records += [{**record, **extra} for record in json_records(dosing, reports)]
-            continue
-        reports = examine(
-            run,
-            samples,
-            args.report_every,
-            args.halt_on_warning,
-            stdout_charset(args.ascii),
-            args.timing,
-        )
-        records += json_records(run, reports)
-    return records
-
-
-# Signals that stop a run as Ctrl-C (SIGINT) does: SIGTERM, the one kill sends,
-# and SIGHUP, sent when the terminal closes (Windows has no SIGHUP).
-STOP_SIGNALS = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-
-
-def stop_like_ctrl_c(signum, frame):
-    """Signal handler: raise what Ctrl-C raises, with the signal's number, so
-    that the run stops cleanly in the one place that handles Ctrl-C."""
-    raise KeyboardInterrupt(signum)
-
-
-# The exit status of a run whose stdout lost its reader (a pipe into head):
-# 128 + SIGPIPE (13), what a shell reports for any program stopped that way.
-BROKEN_PIPE_STATUS = 141
-
-
-def command_line(argv):
-    """Run what argv asks for and return the exit status: 0 when done; 1 when
-    the JSON file or stdout could not be written (a full disk, a closed
-    stdout); 2 for a bad argument (from argparse); 128 + N when stopped by
-    signal N, as a shell reports it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM,
-    129 for SIGHUP, and BROKEN_PIPE_STATUS (141, SIGPIPE) when the reader of
-    stdout has left."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    check_mode(args, parser)
-    written = None  # the number of reports in the JSON file, once it is written
-    try:
-        with GuardedStdout(sys.stdout, keep_going=args.json is not None) as stdout:
-            if args.list_patients:
-                for name, patient in PATIENTS.items():
-                    print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
-            else:
-                records = run_patients(args, parser)
-                if args.json is not None:
-                    if not save_json(args.json, records, parser.prog):
-                        return 1
-                    written = len(records)
-                    print(f"wrote {plural(written, 'report')} to {printable(args.json)}")
-    except KeyboardInterrupt as interrupt:
-        return interrupted(interrupt, args.json is not None and written is None)
-    except OSError as error:
-        if error is not stdout.error:  # a lost stdout is the only failure expected here
-            raise
-    if stdout.error is None:
-        return 0
-    if isinstance(stdout.error, BrokenPipeError):
-        return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
-    went_on = "stopped"
-    if written is not None:
-        went_on = f"the run went on and wrote {plural(written, 'report')} to {args.json!r}"
-    reason = stdout.error.strerror or str(stdout.error)
-    print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
-    return 1
-
-
-def save_json(path, records, prog):
-    """write_json_lines, saying on stderr why it failed if it did: a full disk,
-    a file size limit, no right to replace the file. True if it succeeded."""
-    try:
-        write_json_lines(path, records)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        print(
-            f"{prog}: error: could not write the JSON file {path!r}: {reason}; nothing was written",
-            file=sys.stderr,
-        )
-        return False
-    return True
-
-
-def interrupted(interrupt, json_unwritten):
+def interrupted(signum, json_path):
     """Say on stderr which signal stopped the run (and that the JSON file it
     asked for was not written); return the status a shell expects."""
-    # Ctrl-C raises a bare KeyboardInterrupt; stop_like_ctrl_c names its signal.
-    signum = interrupt.args[0] if interrupt.args else signal.SIGINT
     by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    unwritten = "; no JSON file was written" if json_unwritten else ""
+    unwritten = "; no JSON file was written" if json_path is not None else ""
     print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
     return 128 + signum
 
 
 if __name__ == "__main__":
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, stop_like_ctrl_c)
-    sys.exit(command_line(sys.argv[1:]))
+    for stop in STOPS:
+        signal.signal(stop, stop_like_ctrl_c)
+    status = command_line(sys.argv[1:])
+    for stop in STOPS:  # the run is over and has said so: a stop now changes nothing
+        signal.signal(stop, signal.SIG_IGN)
+    sys.exit(status)

@@ -54,11 +54,10 @@ def random_dose(rng, number):
 
 def disease(reports):
     """The most urgent kind of warning at the first sign, or 'no progress'."""
-    first = next((report for report in reports if main.all_warnings(report)), None)
+    first = main.first_warned(reports)
     if first is None:
         return "no progress"
-    kinds = {main.warning_kind(warning) for warning in main.all_warnings(first)}
-    return min(kinds, key=URGENCY.index)
+    return min((warning.kind for warning in first["warnings"]), key=URGENCY.index)
 
 
 def cure_rate(dose_seed, count):
@@ -69,16 +68,16 @@ def cure_rate(dose_seed, count):
         dose = random_dose(rng, number)
         samples = main.make_training_data(80, 8, 4, dose["data_seed"])
         start = time.perf_counter()
-        rounds = main.treat(dose, samples, report_every=None, quiet=True)
+        rounds = main.treat(dose, samples)
         seconds.append(time.perf_counter() - start)
-        untreated = rounds[0][2]
-        warned = any(map(main.all_warnings, untreated))
+        untreated = rounds[0]["reports"]
+        warned = any(report["warnings"] for report in untreated)
         false_alarms += warned and untreated[-1]["loss"] < main.CURED_LOSS
         if main.is_well(untreated):
             continue
         kind = disease(untreated)
         sick[kind] += 1
-        if main.is_well(rounds[-1][2]):
+        if main.is_well(rounds[-1]["reports"]):
             cured[kind] += 1
             cured_first[kind] += len(rounds) == 2
     total = sum(sick.values())

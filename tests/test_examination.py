@@ -1,48 +1,51 @@
-"""Tests of the part beyond the lesson: patients, trends, verdict, export, CLI."""
+"""Tests of the examination beyond the lesson: its monitor's seventh reading,
+its warnings, trends, verdict, export and command line."""
 
+import io
 import json
 import math
-import os
 import random
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import main
 
 
-def examine(name, capsys, **options):
-    patient = dict(main.PATIENTS[name], patient=name, network_seed=11)
+def dosed(name, **changes):
+    return dict(main.PATIENTS[name], patient=name, **main.LESSON_SEEDS, **changes)
+
+
+def samples_for(patient):
     widths = patient["layer_widths"]
-    samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
-    reports = main.examine(patient, samples, report_every=10, **options)
-    return reports, capsys.readouterr().out
+    return main.make_training_data(
+        patient["sample_count"], widths[0], widths[-1], patient["data_seed"]
+    )
 
 
 @pytest.fixture(scope="module")
-def patient_reports():
-    """Every patient's reports, with its default dosing and seeds (7 and 11)."""
-    reports = {}
-    for name in main.PATIENTS:
-        patient = dict(main.PATIENTS[name], network_seed=11)
-        widths = patient["layer_widths"]
-        samples = main.make_training_data(80, widths[0], widths[-1], seed=7)
-        monitor = main.ExamMonitor(widths, patient["activation"])
-        reports[name] = [report for _, report in main.dosed_run(patient, samples, monitor)]
+def dead_reports():
+    """The dead patient's examination, on its default seeds (7 and 11)."""
+    patient = dosed("dead")
+    reports, _ = main.examine(patient, samples_for(patient))
     return reports
 
 
-def layer_rows(report):
-    """(layer number, that layer's readings) for every hidden layer."""
-    keys = [key for key, value in report.items() if isinstance(value, list)]
-    count = len(report["activation_std"])
-    return [(index + 1, {key: report[key][index] for key in keys}) for index in range(count)]
-
-
-def test_the_healthy_patient_trips_no_warning_at_any_epoch(patient_reports):
-    assert all(main.all_warnings(report) == [] for report in patient_reports["healthy"])
+def exam_report(loss=1.0, **changes):
+    """A one-layer examined report that trips nothing, with some readings changed."""
+    report = {
+        "activation_mean": [0.5],
+        "activation_std": [1.0],
+        "gradient_std": [1e-2],
+        "dead_count": [0],
+        "saturation_rate": [0.0],
+        "layer_neuron_count": [10],
+        "nonfinite_count": [0],
+        "update_ratio": [1e-3],
+        "loss": loss,
+    }
+    report.update({key: [value] for key, value in changes.items()})
+    return report
 
 
 def test_outer_product_sums_match_a_hand_computation():
@@ -53,50 +56,142 @@ def test_outer_product_sums_match_a_hand_computation():
 
 
 def test_update_ratio_matches_a_hand_computation_on_a_tiny_network():
-    # Per step: std(lr * dW) / std(W before the step), dW built in full; the
-    # epoch's reading is the arithmetic mean over its steps.
+    # Per step: std(lr * dW) / std(W before the step), dW = grad x^T built in
+    # full; the epoch's reading is the arithmetic mean over its steps.
     patient = dict(main.PATIENTS["healthy"], layer_widths=[2, 3, 2], epochs=1, network_seed=4)
     patient["learning_rate"] = 0.1
     samples = [([1.0, -0.5], 0), ([0.3, 0.8], 1)]
     network = main.init_network([2, 3, 2], "kaiming", None, seed=4)
     order = [0, 1]
-    random.Random(4).shuffle(order)
+    random.Random(4).shuffle(order)  # the order training_run visits them in
     ratios = []
     for index in order:
         inputs, target_class = samples[index]
         trace = main.forward_with_trace(network, inputs)
-        pre_grads, weight_grads, _ = main.backward(network, trace, target_class)
-        update = [0.1 * g for row in weight_grads[0] for g in row]  # all 6 entries
+        grads = main.backward(network, trace, target_class)
+        update = [0.1 * g * x for g in grads[0] for x in trace["layer_inputs"][0]]  # all 6
         weights = [w for row in network[0][0] for w in row]
         ratios.append(main.mean_and_std(update)[1] / main.mean_and_std(weights)[1])
-        main.sgd_step(network, trace, pre_grads, 0.1)
-    monitor = main.ExamMonitor([2, 3, 2])
-    ((_, report),) = main.dosed_run(patient, samples, monitor)
+        main.sgd_step(network, trace, grads, 0.1)
+    (report,) = main.dosed_run(patient, samples, main.ExamMonitor([2, 3, 2]))
     assert report["update_ratio"] == [pytest.approx((ratios[0] + ratios[1]) / 2, rel=1e-12)]
 
 
-def test_sgd_step_moves_every_weight_by_its_gradient():
-    network = main.init_network([3, 4, 2], "kaiming", None, seed=2)
-    before = [([list(row) for row in w], list(b)) for w, b in network]
-    trace = main.forward_with_trace(network, [0.5, -1.0, 2.0])
-    pre_grads, weight_grads, bias_grads = main.backward(network, trace, 1)
-    main.sgd_step(network, trace, pre_grads, 0.1)
-    for (w, b), (w0, b0), dw, db in zip(network, before, weight_grads, bias_grads):
-        for row, row0, grad_row in zip(w, w0, dw):
-            assert row == pytest.approx([x - 0.1 * g for x, g in zip(row0, grad_row)], rel=1e-15)
-        assert b == pytest.approx([x - 0.1 * g for x, g in zip(b0, db)], rel=1e-15)
+class ExactRatioMonitor(main.ExamMonitor):
+    """The update/weight ratio as its definition reads: both stds summed in
+    full at every step, from the weights before the step."""
+
+    def record_step(self, network, trace, grads, step_size):
+        for index in range(self.num_hidden_layers):
+            weights = [w for row in network[index][0] for w in row]
+            grad, layer_input = grads[index], trace["layer_inputs"][index]
+            update = [step_size * g * x for g in grad for x in layer_input]
+            ratio = main.mean_and_std(update)[1] / main.mean_and_std(weights)[1]
+            if not math.isnan(ratio):
+                self.ratio_sum_per_layer[index] += ratio
+                self.ratio_count_per_layer[index] += 1
 
 
-def test_trends_and_heatmap_have_one_column_per_epoch(capsys):
-    reports, _ = examine("dead", capsys)
+@pytest.mark.parametrize(
+    ("activation", "norm", "learning_rate"),
+    [("relu", "none", 0.05), ("tanh", "layer", 0.05), ("relu", "none", 0.5)],
+)
+def test_the_carried_weight_sums_give_the_ratio_its_definition_gives(
+    activation, norm, learning_rate
+):
+    # lr 0.5 blows the weights up and down again within an epoch: the
+    # carried sums must then be summed in full again, not lose their digits.
+    widths = [8, 12, 12, 4]
+    patient = dict(main.PATIENTS["healthy"], layer_widths=widths, activation=activation)
+    patient.update(norm=norm, learning_rate=learning_rate, epochs=4, network_seed=11)
+    samples = main.make_training_data(40, 8, 4, seed=7)
+    carried = list(main.dosed_run(patient, samples, main.ExamMonitor(widths, activation)))
+    exact = list(main.dosed_run(patient, samples, ExactRatioMonitor(widths, activation)))
+    assert len(carried) == len(exact) == 4
+    for fast, slow in zip(carried, exact):
+        assert fast["update_ratio"] == pytest.approx(slow["update_ratio"], rel=1e-6)
+
+
+def test_a_step_that_cancels_the_weights_makes_the_monitor_sum_them_again():
+    monitor = main.ExamMonitor([2, 1, 2])
+    network = [([[1.0, 1.0]], [0.0]), ([[1.0], [1.0]], [0.0, 0.0])]
+    trace = {"layer_inputs": [[1.0, 1.0], [2.0]], "pre_activations": [[2.0], [2.0, 2.0]]}
+    step = 1.0 - 1e-9  # W - step * grad x^T = [1e-9, 1e-9]: all but 9 digits cancel
+    monitor.record_step(network, trace, [[1.0], [0.1, -0.1]], step)
+    assert monitor.weight_sums == [None]  # to be summed in full at the next step
+    network[0] = ([[1e-9, 1e-9]], [0.0])
+    trace["pre_activations"][0] = [2e-9]  # W x + b with the new weights
+    monitor.record_step(network, trace, [[1e-12], [0.1, -0.1]], 1.0)
+    # Summed in full, then carried through this small step exactly:
+    assert monitor.weight_sums[0][1] == pytest.approx(2 * (1e-9 - 1e-12) ** 2, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("past", "short", "kind", "text"),
+    [
+        ({"nonfinite_count": 1}, {}, "non-finite values", "1 non-finite value (NaN/inf)"),
+        (
+            {"update_ratio": 1.01e-1},
+            {"update_ratio": 1e-1},
+            "update too large",
+            "update/weight ratio 1.01e-01 (too large)",
+        ),
+        (
+            {"update_ratio": 9.9e-6},
+            {"update_ratio": 1e-5},
+            "update too small",
+            "update/weight ratio 9.90e-06 (too small)",
+        ),
+    ],
+)
+def test_each_examination_threshold_trips_just_past_it_and_stays_quiet_short_of_it(
+    past, short, kind, text
+):
+    counted, calm = main.examination_warnings(exam_report(**past))
+    assert (counted, calm) == ([main.HealthWarning(1, kind, f"Layer 1: {text}")], [])
+    assert main.examination_warnings(exam_report(**short)) == ([], [])
+
+
+def test_examination_warnings_come_by_layer_in_each_layers_own_order():
+    report = exam_report()
+    for value in report.values():
+        if isinstance(value, list):
+            value.append(value[0])  # a second layer, like the first
+    report["dead_count"] = [0, 5]  # flag_issues' warning, at layer 2
+    report["update_ratio"] = [0.5, 0.5]  # the seventh reading's, at layers 1 and 2
+    counted, _ = main.examination_warnings(report)
+    assert [(w.layer, w.kind) for w in counted] == [
+        (1, "update too large"),
+        (2, "dead neurons"),
+        (2, "update too large"),
+    ]
+
+
+def test_a_fitted_network_small_gradients_and_steps_are_calm_not_counted():
+    # Below FITTED_LOSS the network has fit its data: vanishing gradients and
+    # too-small steps are its calm. Any other warning still counts.
+    readings = dict(gradient_std=1e-6, update_ratio=1e-7, dead_count=5)
+    counted, calm = main.examination_warnings(exam_report(loss=0.009, **readings))
+    assert [w.kind for w in counted] == ["dead neurons"]
+    assert [w.kind for w in calm] == ["vanishing gradients", "update too small"]
+    counted, calm = main.examination_warnings(exam_report(loss=0.011, **readings))
+    assert [w.kind for w in counted] == ["dead neurons", "vanishing gradients", "update too small"]
+    assert calm == []
+
+
+def test_trends_and_heatmap_have_one_column_per_epoch(dead_reports):
+    labels = main.ACTIVATIONS["relu"]["labels"]
     for charset in ("unicode", "ascii"):
-        trend_rows = [line for line in main.trend_lines(reports, charset) if "layer" in line]
+        trend_rows = [line for line in main.trend_lines(dead_reports, charset) if "layer" in line]
         assert len(trend_rows) == 5 * 4  # five readings, four layers
-        assert all(len(line.split()[-1]) == len(reports) for line in trend_rows)
-        heat_rows = [line for line in main.histogram_heatmap(reports, charset) if "|" in line]
+        assert all(len(line.split()[-1]) == len(dead_reports) for line in trend_rows)
+        heat_rows = [
+            line for line in main.histogram_heatmap(dead_reports, charset, labels) if "|" in line
+        ]
         assert heat_rows
-        assert all(len(line.split("|")[1]) == len(reports) for line in heat_rows)
-    ascii_lines = main.trend_lines(reports, "ascii") + main.histogram_heatmap(reports, "ascii")
+        assert all(len(line.split("|")[1]) == len(dead_reports) for line in heat_rows)
+    ascii_lines = main.trend_lines(dead_reports, "ascii")
+    ascii_lines += main.histogram_heatmap(dead_reports, "ascii", labels)
     assert all(line.isascii() for line in ascii_lines)
 
 
@@ -105,19 +200,23 @@ def test_sparkline_marks_zero_and_nonfinite_values():
     assert main.sparkline([0.0, 0.5, 1.0], 0.0, 1.0, False, "ascii") == ".+@"
 
 
-def test_verdict_names_the_first_warning_epoch_and_where_it_starts(capsys):
-    _, out = examine("dead", capsys)
-    assert (
+def test_verdict_names_the_first_warning_epoch_and_where_it_starts(dead_reports):
+    line = main.verdict(dead_reports)
+    assert line.startswith(
         "verdict: first warning at epoch 8, loss then 1.0671 (epoch 1: 1.2300): "
         "Layer 2: 38% dead neurons (6/16)"
-    ) in out
-    assert "Dead neurons travel forward: they start at layer 2, the lowest layer" in out
+    )
+    assert "Dead neurons travel forward: they start at layer 2, the lowest layer" in line
 
 
 def test_a_backward_disease_is_traced_from_the_top():
-    report = {"gradient_std": [1e-6, 1e-4, 1e-2], "activation_std": [1.0, 1.0, 1.0]}
-    warnings = ["Layer 1: gradient std 1.00e-06 (vanishing)"]
-    assert main.origins(report, warnings) == [
+    text = "Layer 1: gradient std 1.00e-06 (vanishing)"
+    report = {
+        "gradient_std": [1e-6, 1e-4, 1e-2],
+        "activation_std": [1.0, 1.0, 1.0],
+        "warnings": [main.HealthWarning(1, "vanishing gradients", text)],
+    }
+    assert main.origins(report) == [
         "Vanishing gradients travel backward, from the top: the gradient std shrinks 1e+04x "
         "from layer 3 down to layer 1."
     ]
@@ -130,24 +229,41 @@ def test_change_says_how_a_reading_moves():
     assert main.change(math.nan, 1.0) == "cannot be compared (n/a)"
 
 
-def test_halt_on_warning_stops_at_the_first_warning_epoch(capsys):
-    reports, out = examine("dead", capsys, halt_on_warning=True)
+def test_halt_on_warning_stops_at_the_first_warning_epoch(dead_reports, capsys):
+    patient = dosed("dead")
+    reports, _ = main.examine(patient, samples_for(patient), halt_on_warning=True)
     assert [r["epoch"] for r in reports] == list(range(1, 9))
+    assert reports == dead_reports[:8]  # halting measures the same epochs
+    main.print_examination(patient, reports, 10, "unicode", halted=True)
+    out = capsys.readouterr().out
     assert "=== DEAD (lr=0.09) | epoch 8 | per-layer health ===\nfirst sign" in out
     assert "halted at epoch 8" in out
 
 
-def test_json_lines_hold_one_complete_object_per_epoch(tmp_path, capsys):
+def test_json_lines_hold_one_complete_record_per_epoch(tmp_path, capsys):
     path = tmp_path / "run.jsonl"
     status = main.command_line(["--patient", "healthy", "--epochs", "3", "--json", str(path)])
     assert status == 0
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [record["epoch"] for record in records] == [1, 2, 3]
-    for record in records:
-        for key in (*main.REPORT_KEYS, *main.RUN_KEYS, "update_ratio", "loss", "sample_count"):
-            assert key in record
-        assert len(record["activation_std"]) == 4
+    assert all(list(record) == main.RUN_KEYS + main.RECORD_KEYS for record in records)
+    assert len(records[0]["activation_std"]) == 4
+    # A record holds the run's dosing and seeds, and every reading of the
+    # examination (its warnings are the readings' words).
+    run = {"patient", "label", *main.DOSING_KEYS, "layer_widths", "epochs"}
+    assert set(main.RUN_KEYS) == run | {"data_seed", "network_seed"}
+    patient = dosed("healthy", epochs=3)
+    reports, _ = main.examine(patient, samples_for(patient))
+    assert set(main.RECORD_KEYS) == set(reports[0]) - {"warnings", "calm"}
+    # The same readings as the examination in-process (the label aside, which
+    # names the dosing the command line changed).
+    expected = main.json_records(patient, reports)
+    assert [{**r, "label": ""} for r in records] == [{**e, "label": ""} for e in expected]
     assert not list(tmp_path.glob(".health-*"))  # no temporary file left behind
+
+
+def test_json_writes_nan_and_inf_as_null():
+    assert main.json_safe([1.0, math.nan, [math.inf, -math.inf, 2]]) == [1.0, None, [None, None, 2]]
 
 
 def test_dosing_flags_override_a_named_patient(tmp_path, capsys):
@@ -175,69 +291,106 @@ def test_list_patients_lists_all_seven(capsys):
     assert len(lines) == 7
 
 
-def test_a_terminal_without_unicode_gets_plain_characters():
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [sys.executable, "main.py", "--patient", "dead", "--epochs", "3"],
-        cwd=root,
-        capture_output=True,
-        env={**os.environ, "PYTHONIOENCODING": "ascii"},
-        check=True,
+def test_a_terminal_without_unicode_gets_plain_characters(monkeypatch):
+    # An ASCII-only stdout: a single non-ASCII character would raise.
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main.command_line(["--patient", "dead", "--epochs", "3"]) == 0
+    stdout.flush()
+    out = stdout.buffer.getvalue()
+    assert out.isascii()
+    assert b"trends over 3 epochs" in out
+    assert b"activation histogram over time (darker = larger share: '.:*#')" in out
+
+
+# The chart and the verdict with inf, NaN and counts of one
+
+
+def one_layer_report(dead, width, **changes):
+    report = {
+        "activation_mean": [0.5],
+        "activation_std": [1.0],
+        "gradient_std": [1e-2],
+        "gradient_max": [0.1],
+        "dead_count": [dead],
+        "saturation_rate": [0.0],
+        "layer_neuron_count": [width],
+        "histogram": [[0] * len(main.HISTOGRAM_LABELS)],
+        "nonfinite_count": [0],
+        "update_ratio": [1e-3],
+        "epoch": 1,
+        "loss": 0.5,
+    }
+    report.update(changes)
+    report["warnings"], report["calm"] = main.examination_warnings(report)
+    return report
+
+
+def test_the_dead_column_is_five_wide_unless_a_count_needs_more():
+    lines = main.health_table(one_layer_report(3, 16))
+    assert lines[0] == "layer |  act mean |  act std |  grad std |  max grad |  dead | sat %"
+    assert lines[1] == "----- | --------- | -------- | --------- | --------- | ----- | -----"
+    assert lines[2].endswith(" |  3/16 |    0%")
+    report = one_layer_report(0, 16)
+    for key in ("activation_mean", "activation_std", "gradient_std", "gradient_max"):
+        report[key] = report[key] * 3
+    report["saturation_rate"] = [0.0] * 3
+    report["dead_count"] = [12, 1000, 0]
+    report["layer_neuron_count"] = [16, 1000, 12345]
+    lines = main.health_table(report)
+    bars = [[index for index, char in enumerate(line) if char == "|"] for line in lines]
+    assert all(positions == bars[0] for positions in bars)  # the whole table widens
+    assert lines[2].split(" | ")[5] == "    12/16"
+    assert lines[4].split(" | ")[5] == "  0/12345"
+
+
+def test_counts_of_one_are_singular(tmp_path, capsys):
+    patient = dict(main.PATIENTS["healthy"], epochs=1)
+    assert main.describe_dosing(patient).endswith(", 1 epoch")
+    assert main.describe_dosing(main.PATIENTS["healthy"]).endswith(", 30 epochs")
+    report = one_layer_report(0, 16)
+    assert main.verdict([report]) == "verdict: no warning in 1 epoch; final loss 0.5000."
+    assert main.trend_lines([report], "ascii")[0].startswith("trends over 1 epoch (")
+    diverged = one_layer_report(0, 16, nonfinite_count=[1], loss=math.nan)
+    assert "Layer 1: 1 non-finite value (NaN/inf)" in [w.text for w in diverged["warnings"]]
+    line = main.verdict([diverged])
+    assert "(1 non-finite value in the hidden layers" in line
+    assert line.count("warning") == 1  # one warning: no "+N more"
+    two = one_layer_report(0, 16, nonfinite_count=[2], activation_std=[1e-9])
+    assert "(+1 more warning)." in main.verdict([two])
+    assert "Layer 1: 2 non-finite values (NaN/inf)" in [w.text for w in two["warnings"]]
+    path = tmp_path / "run.jsonl"
+    assert main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "=== HEALTHY (kaiming init, lr=0.05, widths 8-16-16-16-16-4, 1 epoch) | epoch 1 |" in out
+    assert out.endswith(f"wrote 1 report to {path}\n")
+
+
+def test_a_blow_up_is_a_diagnosis_not_a_crash(capsys):
+    status = main.command_line(
+        ["--init", "bad", "--scale", "1e3", "--lr", "1e300", "--epochs", "2"]
     )
-    assert result.stdout.isascii()
-    assert b"trends over 3 epochs" in result.stdout
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "verdict: training diverged at epoch 1 (" in out
+    assert "non-finite values (NaN/inf)" in out
+    assert "nan" not in out.replace("non-finite", "")  # NaN statistics print as n/a
 
 
-class ExactRatioMonitor(main.ExamMonitor):
-    """The update/weight ratio as its definition reads: both stds summed in
-    full at every step, from the weights before the step."""
-
-    def record_step(self, network, trace, pre_activation_grads, step_size):
-        for index in range(self.num_hidden_layers):
-            weights = [w for row in network[index][0] for w in row]
-            grad, layer_input = pre_activation_grads[index], trace["layer_inputs"][index]
-            update = [step_size * g * x for g in grad for x in layer_input]
-            ratio = main.mean_and_std(update)[1] / main.mean_and_std(weights)[1]
-            if not math.isnan(ratio):
-                self.ratio_sum_per_layer[index] += ratio
-                self.ratio_count_per_layer[index] += 1
-
-
-@pytest.mark.parametrize(
-    ("activation", "norm", "learning_rate"),
-    [("relu", "none", 0.05), ("tanh", "layer", 0.05), ("relu", "none", 0.5)],
-)
-def test_the_carried_weight_sums_give_the_ratio_its_definition_gives(
-    activation, norm, learning_rate
-):
-    # lr 0.5 blows the weights up and down again within an epoch: the
-    # carried sums must then be summed in full again, not lose their digits.
-    widths = [8, 12, 12, 4]
-    patient = dict(
-        main.PATIENTS["healthy"],
-        layer_widths=widths,
-        activation=activation,
-        norm=norm,
-        learning_rate=learning_rate,
-        epochs=4,
-        network_seed=11,
-    )
-    samples = main.make_training_data(40, 8, 4, seed=7)
-    carried = [r for _, r in main.dosed_run(patient, samples, main.ExamMonitor(widths, activation))]
-    exact = [r for _, r in main.dosed_run(patient, samples, ExactRatioMonitor(widths, activation))]
-    for fast, slow in zip(carried, exact, strict=True):
-        assert fast["update_ratio"] == pytest.approx(slow["update_ratio"], rel=1e-6)
-
-
-def test_a_step_that_cancels_the_weights_makes_the_monitor_sum_them_again():
-    monitor = main.ExamMonitor([2, 1, 2])
-    network = [([[1.0, 1.0]], [0.0]), ([[1.0], [1.0]], [0.0, 0.0])]
-    trace = {"layer_inputs": [[1.0, 1.0], [2.0]], "pre_activations": [[2.0], [2.0, 2.0]]}
-    step = 1.0 - 1e-9  # W - step * grad x^T = [1e-9, 1e-9]: all but 9 digits cancel
-    monitor.record_step(network, trace, [[1.0], [0.1, -0.1]], step)
-    assert monitor.weight_sums == [None]  # to be summed in full at the next step
-    network[0] = ([[1e-9, 1e-9]], [0.0])
-    trace["pre_activations"][0] = [2e-9]  # W x + b with the new weights
-    monitor.record_step(network, trace, [[1e-12], [0.1, -0.1]], 1.0)
-    # Summed in full, then carried through this small step exactly:
-    assert monitor.weight_sums[0][1] == pytest.approx(2 * (1e-9 - 1e-12) ** 2, rel=1e-9)
+def test_the_exam_monitor_counts_and_skips_nonfinite_values():
+    monitor = main.ExamMonitor([2, 3, 2])
+    pre = [math.nan, 2.0, math.inf]
+    trace = {
+        "layer_inputs": [[1.0, 1.0], [0.0, 2.0, 0.0]],
+        "pre_activations": [pre, [0.0, 0.0]],
+        "post_activations": [[main.safe_relu(v) for v in pre], [0.5, 0.5]],
+    }
+    monitor.record(trace, [[0.0, 0.5, -math.inf], [0.1, -0.1]])
+    report = dict(monitor.report(), loss=0.5)
+    # pre: nan and inf; post: nan (inf is capped); grads: -inf
+    assert report["nonfinite_count"] == [4]
+    assert report["activation_mean"] == [pytest.approx((2.0 + 1e6) / 2)]
+    assert report["gradient_max"] == [0.5]
+    assert report["saturation_rate"] == [0.0]  # the one finite pre-activation is 2.0
+    texts = [warning.text for warning in main.examination_warnings(report)[0]]
+    assert "Layer 1: 4 non-finite values (NaN/inf)" in texts

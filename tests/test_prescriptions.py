@@ -10,7 +10,8 @@ LAYERS = 4
 
 
 def report(epoch, loss=1.0, **readings):
-    """A report of LAYERS hidden layers that trips no warning, but for readings."""
+    """An examined report of LAYERS hidden layers that trips no warning, but
+    for readings; its "warnings" are what the examination would give it."""
     healthy = dict(
         epoch=epoch,
         loss=loss,
@@ -23,7 +24,9 @@ def report(epoch, loss=1.0, **readings):
         nonfinite_count=[0] * LAYERS,
         update_ratio=[main.STEADY_STEPS] * LAYERS,
     )
-    return {**healthy, **readings}
+    examined = {**healthy, **readings}
+    examined["warnings"], examined["calm"] = main.examination_warnings(examined)
+    return examined
 
 
 def dosing(**changes):
@@ -35,7 +38,7 @@ def names(prescription):
 
 
 def test_a_healthy_report_gets_nothing():
-    assert main.all_warnings(report(1)) == []
+    assert report(1)["warnings"] == []
     assert main.prescribe([report(1, loss=0.5), report(2, loss=0.01)], dosing()) == []
 
 
@@ -83,22 +86,37 @@ def test_blown_up_steps_cut_the_learning_rate_by_the_most_one_round_allows():
 
 
 def test_one_treatment_per_family_and_at_most_two():
-    # Saturation (the explosion's family), dead neurons and collapse at once:
-    # the first two families get one treatment each, the third none.
+    # Exploding gradients and saturation (one family: the explosion speaks
+    # for it, with clipping; saturation alone would get a layer norm), dead
+    # neurons, and collapse (its layer norm would be a third treatment).
     reports = [
         report(
             1,
+            gradient_std=[1e-2, 1e-2, 1e-2, 50.0],
             saturation_rate=[0.9, 0, 0, 0],
             dead_count=[0, 12, 0, 0],
             activation_std=[0.5, 0.5, 1e-6, 0.5],
         )
     ]
     prescription = main.prescribe(reports, dosing())
-    assert names(prescription) == ["layer norm", "leaky ReLU"]
+    assert names(prescription) == ["gradient clipping at 1", "leaky ReLU"]
     assert [t["reason"].split(" at ")[0] for t in prescription] == [
-        "answers saturation",
+        "answers exploding gradients",
         "answers dead neurons",
     ]
+
+
+def test_the_first_sign_is_answered_before_the_last_epochs_warnings():
+    # Exploding gradients at epoch 1, dead neurons at the last: the dead
+    # neurons are most often the explosion's aftermath.
+    reports = [
+        report(1, gradient_std=[1e-2, 1e-2, 1e-2, 50.0]),
+        report(2, dead_count=[12, 0, 0, 0]),
+    ]
+    assert names(main.prescribe(reports, dosing())) == ["gradient clipping at 1"]
+    # Already clipped, nothing is left for the first sign: the last epoch's turn.
+    (treatment,) = main.prescribe(reports, dosing(clip=main.CLIP_NORM))
+    assert treatment["reason"] == "answers dead neurons at epoch 2 (Maas, Hannun and Ng 2013)"
 
 
 def test_no_progress_without_a_warning_raises_a_slow_learning_rate():
@@ -125,3 +143,13 @@ def test_the_name_is_never_read():
     assert main.prescribe(reports, dosing()) == main.prescribe(
         reports, dosing(patient="sick", label="SICK")
     )
+
+
+def test_a_round_is_set_back_when_a_quiet_patient_ends_no_lower():
+    # Before: the last epoch warned nothing, and the loss was 0.5.
+    before = [report(30, loss=0.5)]
+    assert main.set_back([report(30, loss=0.5)], before)
+    assert not main.set_back([report(30, loss=0.4)], before)
+    # A patient that still warned cannot be set back by a round.
+    warned = [report(30, loss=0.5, dead_count=[12, 0, 0, 0])]
+    assert not main.set_back([report(30, loss=0.9)], warned)

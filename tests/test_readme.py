@@ -74,6 +74,7 @@ def test_the_readme_pastes_some_output():
     assert len(BLOCKS) >= 5
 
 
+@pytest.mark.slow  # it runs every command the README pastes: about half a minute
 @pytest.mark.parametrize(("command", "pasted"), BLOCKS, ids=[c for c, _ in BLOCKS])
 def test_pasted_output_is_the_real_output(command, pasted, outputs):
     real = outputs[command].split("\n")

@@ -1,15 +1,18 @@
 """Tests of the treatments: activations, layer norm and gradient clipping."""
 
+import copy
 import math
+from functools import partial
 
 import pytest
 
 import main
 
 TREATMENTS = [(activation, norm) for activation in main.ACTIVATIONS for norm in ("none", "layer")]
+INPUTS = [0.7, -1.2, 0.4]
 
 
-def tiny_dosed_network(activation, norm, seed=5):
+def tiny_network(norm, seed=5):
     network = main.init_network([3, 5, 4, 3], "kaiming", None, seed=seed)
     norms = []
     if norm == "layer":
@@ -21,55 +24,68 @@ def tiny_dosed_network(activation, norm, seed=5):
     return network, norms
 
 
-def dosed_loss(network, norms, activation, inputs, target_class):
-    trace = main.dosed_forward(network, norms, inputs, activation)
-    return main.cross_entropy(trace["pre_activations"][-1], target_class)
+def treated_pass(activation, norms, network, inputs, target_class):
+    """The trace and the gradients, with the forward and layer_backward a
+    dosed_run plugs in for this activation and norm."""
+    layer_backward = main.ACTIVATIONS[activation]["backward"]
+    if norms:
+        layer_backward = partial(main.normed_backward, layer_backward, norms)
+    trace = main.treated_forward(main.ACTIVATIONS[activation]["layer"], norms, network, inputs)
+    return trace, main.backward(network, trace, target_class, layer_backward)
 
 
-def parameters_with_gradients(network, norms, trace, activation, target_class):
+def gradient_checks(network, norms, trace, grads):
     """(list, index, analytic gradient) for every weight, bias, gain and shift."""
-    grads, norm_grads = main.dosed_backward(network, norms, trace, target_class, activation)
     checks = []
     for (weights, biases), grad, layer_input in zip(network, grads, trace["layer_inputs"]):
         for row, g in zip(weights, grad):
             checks += [(row, column, g * x) for column, x in enumerate(layer_input)]
         checks += [(biases, index, g) for index, g in enumerate(grad)]
-    for (gain, shift), (gain_grad, shift_grad) in zip(norms, norm_grads):
+    for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace.get("norm_grads", ())):
         checks += [(gain, index, d) for index, d in enumerate(gain_grad)]
         checks += [(shift, index, d) for index, d in enumerate(shift_grad)]
     return checks
 
 
-@pytest.mark.parametrize(("activation", "norm"), TREATMENTS)
-def test_dosed_backward_matches_central_finite_differences(activation, norm):
-    network, norms = tiny_dosed_network(activation, norm)
-    inputs, target_class = [0.7, -1.2, 0.4], 2
-    trace = main.dosed_forward(network, norms, inputs, activation)
+# ReLU without a norm is the lesson's own backward, checked in test_lesson.
+@pytest.mark.parametrize(("activation", "norm"), [t for t in TREATMENTS if t != ("relu", "none")])
+def test_treated_backward_gives_the_gradient_that_central_finite_differences_measure(
+    activation, norm
+):
+    network, norms = tiny_network(norm)
+    target_class = 2
+    trace, grads = treated_pass(activation, norms, network, INPUTS, target_class)
     # Away from the ReLU kink, where a finite difference is meaningless.
     for pre in trace["pre_activations"][:-1]:
         assert all(abs(value) > 1e-3 for value in pre)
-    checks = parameters_with_gradients(network, norms, trace, activation, target_class)
+    checks = gradient_checks(network, norms, trace, grads)
+    weights_and_biases = (3 * 5 + 5) + (5 * 4 + 4) + (4 * 3 + 3)
+    assert len(checks) == weights_and_biases + (2 * (5 + 4) if norm == "layer" else 0)
+
+    def loss():
+        layer = main.ACTIVATIONS[activation]["layer"]
+        logits = main.treated_forward(layer, norms, network, INPUTS)["pre_activations"][-1]
+        return main.cross_entropy(logits, target_class)
+
     step = 1e-6
     for values, index, analytic in checks:
         original = values[index]
         values[index] = original + step
-        up = dosed_loss(network, norms, activation, inputs, target_class)
+        up = loss()
         values[index] = original - step
-        down = dosed_loss(network, norms, activation, inputs, target_class)
+        down = loss()
         values[index] = original
         numeric = (up - down) / (2 * step)
         assert abs(analytic - numeric) <= 1e-6 * max(abs(analytic) + abs(numeric), 1e-3)
-    weights_and_biases = (3 * 5 + 5) + (5 * 4 + 4) + (4 * 3 + 3)
-    assert len(checks) == weights_and_biases + (2 * (5 + 4) if norm == "layer" else 0)
 
 
-def test_the_lesson_dosing_runs_the_lessons_own_functions():
-    network, _ = tiny_dosed_network("relu", "none")
-    trace = main.dosed_forward(network, [], [0.7, -1.2, 0.4], "relu")
-    assert trace == main.forward_with_trace(network, [0.7, -1.2, 0.4])
-    grads, norm_grads = main.dosed_backward(network, [], trace, 1, "relu")
-    assert grads == main.pre_activation_gradients(network, trace, 1)
-    assert norm_grads == []
+def test_treated_forward_with_relu_and_no_norm_is_the_lessons_forward_pass():
+    # The He experiment runs its ReLU networks through treated_forward.
+    network, _ = tiny_network("none")
+    relu = main.ACTIVATIONS["relu"]["layer"]
+    assert main.treated_forward(relu, [], network, INPUTS) == main.forward_with_trace(
+        network, INPUTS
+    )
 
 
 def test_a_dosed_run_with_the_lessons_dosing_gives_the_lessons_reports():
@@ -77,27 +93,25 @@ def test_a_dosed_run_with_the_lessons_dosing_gives_the_lessons_reports():
     for name in ("healthy", "sick"):
         patient = dict(main.PATIENTS[name], epochs=3, network_seed=11)
         dose = [patient[key] for key in ("init_mode", "weight_scale_override", "learning_rate")]
-        lesson = [
-            report for _, report in main.training_run(main.LESSON_WIDTHS, *dose, 3, samples, 11)
-        ]
-        dosed = [
-            r for _, r in main.dosed_run(patient, samples, main.ExamMonitor(main.LESSON_WIDTHS))
-        ]
-        for lesson_report, dosed_report in zip(lesson, dosed, strict=True):
+        network = main.init_network(main.LESSON_WIDTHS, *dose[:2], 11)
+        monitor = main.TrainingMonitor(main.LESSON_WIDTHS)
+        lesson = list(main.training_run(network, samples, 3, dose[2], 11, monitor))
+        dosed = list(main.dosed_run(patient, samples, main.ExamMonitor(main.LESSON_WIDTHS)))
+        assert len(dosed) == len(lesson) == 3
+        for lesson_report, dosed_report in zip(lesson, dosed):
             assert {key: dosed_report[key] for key in lesson_report} == lesson_report
 
 
 @pytest.mark.parametrize(("activation", "norm"), TREATMENTS)
 def test_gradient_norm_is_the_norm_of_every_parameters_gradient(activation, norm):
-    network, norms = tiny_dosed_network(activation, norm)
-    trace = main.dosed_forward(network, norms, [0.7, -1.2, 0.4], activation)
-    grads, norm_grads = main.dosed_backward(network, norms, trace, 0, activation)
-    checks = parameters_with_gradients(network, norms, trace, activation, 0)
-    explicit = math.sqrt(math.fsum(g * g for _, _, g in checks))
-    assert main.gradient_norm(grads, trace, norm_grads) == pytest.approx(explicit, rel=1e-12)
+    network, norms = tiny_network(norm)
+    trace, grads = treated_pass(activation, norms, network, INPUTS, 0)
+    every_gradient = [g for _, _, g in gradient_checks(network, norms, trace, grads)]
+    explicit = math.sqrt(math.fsum(g * g for g in every_gradient))
+    assert main.gradient_norm(grads, trace) == pytest.approx(explicit, rel=1e-12)
 
 
-def test_clipping_scales_every_gradient_by_max_norm_over_the_norm():
+def test_clip_factor_is_max_norm_over_the_norm_when_that_is_below_1():
     assert main.clip_factor(10.0, 1.0) == pytest.approx(1.0 / (10.0 + 1e-6), rel=1e-15)
     assert main.clip_factor(0.5, 1.0) == 1.0  # a gradient within the limit is left alone
     assert main.clip_factor(math.inf, 1.0) == 0.0
@@ -108,33 +122,44 @@ def every_parameter(network, norms):
     return values + [v for gain, shift in norms for v in gain + shift]
 
 
-def test_a_clipped_step_moves_every_parameter_by_the_scaled_gradient():
-    network, norms = tiny_dosed_network("tanh", "layer")
-    trace = main.dosed_forward(network, norms, [0.7, -1.2, 0.4], "tanh")
-    grads, norm_grads = main.dosed_backward(network, norms, trace, 2, "tanh")
-    total = main.gradient_norm(grads, trace, norm_grads)
-    max_norm = total / 4  # so that the clip really scales
-    step = 0.5 * main.clip_factor(total, max_norm)
-    expected_network = [
-        (
-            [[w - step * g * x for w, x in zip(row, layer_input)] for row, g in zip(weights, grad)],
-            [b - step * g for b, g in zip(biases, grad)],
-        )
-        for (weights, biases), grad, layer_input in zip(network, grads, trace["layer_inputs"])
-    ]
-    expected_norms = [
-        ([a - step * d for a, d in zip(gain, dg)], [b - step * d for b, d in zip(shift, ds)])
-        for (gain, shift), (dg, ds) in zip(norms, norm_grads)
-    ]
+def test_a_clipped_step_moves_every_parameter_by_the_scaled_gradient(monkeypatch):
+    # One sample, one epoch: dosed_run takes one step. The monitor sees the
+    # network, trace and gradients just before it; a spy on treated_forward
+    # sees the gains and shifts dosed_run made (both are changed in place).
+    seen = {}
+
+    def spying_forward(activate, norms, network, inputs, real=main.treated_forward):
+        seen.setdefault("norms", norms)
+        return real(activate, norms, network, inputs)
+
+    class StepMonitor(main.ExamMonitor):
+        def record_step(self, network, trace, grads, step_size):
+            before = copy.deepcopy((network, seen["norms"]))
+            seen.update(network=network, before=before, trace=trace, grads=grads, step=step_size)
+            super().record_step(network, trace, grads, step_size)
+
+    monkeypatch.setattr(main, "treated_forward", spying_forward)
+    widths = [3, 5, 4, 3]
+    patient = dict(main.PATIENTS["healthy"], layer_widths=widths, activation="tanh")
+    patient.update(norm="layer", clip=0.01, learning_rate=0.5, epochs=1, network_seed=5)
+    list(main.dosed_run(patient, [(INPUTS, 2)], StepMonitor(widths, "tanh")))
+
+    network, norms = seen["before"]
+    trace, grads = seen["trace"], seen["grads"]
+    total = main.gradient_norm(grads, trace)
+    assert main.clip_factor(total, 0.01) < 0.1  # the clip really scales
+    step = 0.5 * main.clip_factor(total, 0.01)
+    assert seen["step"] == step  # the monitor is told the clipped step
     before = every_parameter(network, norms)
-    main.dosed_sgd_step(network, norms, trace, grads, norm_grads, step)
-    after = every_parameter(network, norms)
-    expected = every_parameter(expected_network, expected_norms)
+    for values, index, g in gradient_checks(network, norms, trace, grads):
+        values[index] -= step * g  # the step by hand, on the copy made before it
+    expected = every_parameter(network, norms)
+    after = every_parameter(seen["network"], seen["norms"])
     assert after == pytest.approx(expected, rel=1e-15, abs=1e-18)
     # The whole step has the clipped length: the learning rate times max_norm
     # (times norm / (norm + 1e-6), torch's guard against dividing by 0).
     length = math.sqrt(math.fsum((a - b) ** 2 for a, b in zip(after, before)))
-    assert length == pytest.approx(0.5 * max_norm * total / (total + 1e-6), rel=1e-12)
+    assert length == pytest.approx(0.5 * 0.01 * total / (total + 1e-6), rel=1e-9)
 
 
 @pytest.mark.parametrize("value", [1e300, -1e300, math.inf, -math.inf])
@@ -160,17 +185,24 @@ def test_layer_norm_gives_zero_mean_unit_spread_then_gain_and_shift():
     assert shifted == pytest.approx([2.0 * u + 0.5 for u in unit], rel=1e-15)
 
 
-def test_readings_without_meaning_print_not_applicable():
+def test_each_activation_gets_its_own_readings_and_n_a_for_the_meaningless():
+    network = main.init_network([2, 3, 2], "xavier", None, seed=1)
+    tanh = main.ACTIVATIONS["tanh"]
+    trace = main.treated_forward(tanh["layer"], [], network, [1.0, -1.0])
+    grads = [[0.1, 0.2, 0.3], [0.0, 0.0]]
     monitor = main.ExamMonitor([2, 3, 2], "tanh")
-    trace = main.dosed_forward(
-        main.init_network([2, 3, 2], "xavier", None, seed=1), [], [1.0, -1.0], "tanh"
-    )
-    monitor.record(trace, [[0.1, 0.2, 0.3], [0.0, 0.0]])
+    monitor.record(trace, grads)
     report = monitor.report()
+    # A tanh neuron cannot die; its histogram has tanh's linear buckets.
     assert math.isnan(report["dead_count"][0])
-    assert main.flag_issues(report) == []
+    assert report["histogram"] == [
+        main.histogram(trace["post_activations"][0], main.TANH_HISTOGRAM_EDGES)
+    ]
+    assert len(report["histogram"][0]) == len(tanh["labels"])
+    assert main.flag_issues(report) == []  # n/a trips nothing
+    assert main.dead_text(report, 0) == "n/a"
+    # A leaky ReLU can neither die nor saturate.
     leaky = main.ExamMonitor([2, 3, 2], "leaky_relu")
-    leaky.record(trace, [[0.1, 0.2, 0.3], [0.0, 0.0]])
+    leaky.record(trace, grads)
     assert math.isnan(leaky.report()["saturation_rate"][0])
     assert math.isnan(leaky.report()["dead_count"][0])
-    assert main.dead_text(report, 0) == "n/a"
