@@ -8,6 +8,7 @@ trip, with a histogram of its activations at the last epoch.
 
     python main.py                           the lesson's two patients
     python main.py --patient dead --treat    one patient's examination, then a cure
+    python main.py --patient dead --html dead.html    ... as charts, to open in a browser
     python main.py --help                    everything else
     python -m pytest                         the tests
 
@@ -21,7 +22,8 @@ Contents
   Beyond the lesson: treatments; the patients; the examination's monitor and
     warnings; one examination, measured then printed; prescribe, treat and
     prove the cure; seeds or dose, on every core; the founding experiments
-    (Glorot and Bengio 2010, He et al. 2015); JSON export; the command line.
+    (Glorot and Bengio 2010, He et al. 2015); pictures (--html: one page of
+    SVG charts); JSON export; the command line.
 """
 
 import math
@@ -581,6 +583,7 @@ def main():
 
 # The extras' imports stand here, so that the lesson's part reads alone.
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -590,6 +593,7 @@ import statistics
 import sys
 import tempfile
 from functools import partial
+from html import escape
 from operator import attrgetter, sub
 from time import perf_counter
 
@@ -961,9 +965,9 @@ class ExamMonitor(TrainingMonitor):
         """The lesson's report with the activation's own histogram, n/a (NaN)
         where a reading has no meaning for the activation, and three more
         readings: "nonfinite_count" (the inf and NaN left out), "sample_count",
-        and "update_ratio", each layer's arithmetic mean over the epoch's
-        steps (dominated by its largest terms, so one step that rewrites the
-        weights shows in it)."""
+        "update_ratio", each layer's arithmetic mean over the epoch's steps
+        (dominated by its largest terms, so one step that rewrites the weights
+        shows in it), and "gradient_histogram", |dLoss/d(pre)| per decade."""
         start = perf_counter()
         report = super().report()
         posts = self.post_activations_per_layer
@@ -974,6 +978,10 @@ class ExamMonitor(TrainingMonitor):
         report["nonfinite_count"] = [
             sum(len(values) - len(finite(values)) for values in layer)
             for layer in zip(self.pre_activations_per_layer, posts, self.grad_pre_per_layer)
+        ]
+        report["gradient_histogram"] = [
+            histogram(list(map(abs, finite(grads))), GRADIENT_EDGES)
+            for grads in self.grad_pre_per_layer
         ]
         report["sample_count"] = len(posts[0]) // self.layer_widths[1]
         report["update_ratio"] = [
@@ -1816,11 +1824,11 @@ def measure_experiment(name, data_seed, network_seed):
 
 def measure_at_init(experiment, init_mode, samples, network_seed):
     """Forward and backward every sample through a fresh network, without a
-    step. Returns the lesson's report of the readings, each hidden layer's
-    pre-activation std, and the theory's prediction of both stds."""
+    step. Returns the examination's report of the readings, each hidden
+    layer's pre-activation std, and the theory's prediction of both stds."""
     widths, activation = experiment["layer_widths"], ACTIVATIONS[experiment["activation"]]
     network = init_network(widths, init_mode, None, network_seed)
-    monitor = TrainingMonitor(widths)
+    monitor = ExamMonitor(widths, experiment["activation"])
     output_grads = []
     for inputs, target_class in samples:
         trace = treated_forward(activation["layer"], [], network, inputs)
@@ -1965,13 +1973,399 @@ def experiment_records(measured):
 
 
 # ----------------------------------------------------------------------------
-# Export: JSON Lines
+# Pictures: every run as one HTML page of SVG charts, no script, nothing fetched
+#
+# One small set of SVG helpers draws every chart: axes with linear or log
+# ticks, lines or dots with the exact numbers in an SVG <title> (shown on
+# hover), limits with the region beyond them tinted, marks, a legend, and
+# heatmap cells. Colours are Okabe and Ito's (2008), safe for colour-blind
+# eyes; each line also has a dash pattern of its own, for grey print.
+
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+DASHES = ("", "6 3", "2 2", "9 3 2 3")
+WIDTH, HEIGHT = 400, 250  # one chart, in px: three fit side by side at 1280 px
+LEFT, RIGHT, TOP, BOTTOM = 58, 12, 26, 74  # the plot's margins; the legend sits below
+TINT = "#D55E0022"  # the region beyond a warning limit
+# |dLoss/d(pre-activation)| per decade, the gradient's histogram: exact zeros
+# (a unit that was off), then one bucket per decade from 1e-10 to 10.
+GRADIENT_EDGES = (0.0, *(10.0**exponent for exponent in range(-10, 2)))
+GRADIENT_LABELS = ["= 0", *(f"{edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
+STYLE = (
+    "body{font-family:sans-serif;max-width:1260px;margin:1em auto;color:#222}"
+    "section{border-top:2px solid #0072B2;margin-top:1.5em}.charts{display:flex;"
+    "flex-wrap:wrap;gap:8px}.round{flex:1;min-width:300px}.round svg{width:100%;height:auto}"
+    ".round h3{min-height:2.6em}svg{background:#fff}"
+    "h3{margin:.6em 0 .2em}p,li{max-width:75em}"
+)
+
+
+def drawable(value, log):
+    return math.isfinite(value) and (value > 0.0 or not log)
+
+
+def axis(low, high, log):
+    """A range holding low..high that starts and ends on round values, and its
+    ticks: decades on a log axis (1, 2 and 5 times them within two decades,
+    every second or third one when there are many), else 1, 2 or 5 times a
+    power of ten."""
+    if log:
+        first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        if last - first <= 2:
+            bounds = ticks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5)]
+        else:
+            bounds = [10.0**exponent for exponent in range(first, last + 1)]
+            ticks = bounds[:: max(1, (last - first + 5) // 6)]
+    else:
+        magnitude = 10.0 ** math.floor(math.log10((high - low) / 5 or 1.0))
+        step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude * 5 >= high - low)
+        steps = range(math.floor(low / step), math.ceil(high / step) + 1)
+        bounds = ticks = [round(k * step, 12) for k in steps]  # 0.6, not 0.6000000000000001
+    bottom = max(value for value in bounds if value <= low * (1 + 1e-9))
+    top = min(value for value in bounds if value >= high * (1 - 1e-9))
+    return bottom, top, [tick for tick in ticks if bottom <= tick <= top]
+
+
+def chart(
+    title,
+    x_label,
+    y_label,
+    series,
+    log_y=False,
+    y_range=None,
+    limits=(),
+    marks=(),
+    x_labels=None,
+    width=WIDTH,
+):
+    """One SVG chart. series: (name, [(x, y), ...], marker), the marker "line",
+    "dot" or "bar" (a short level line, for a median). A y that cannot be
+    drawn (NaN, inf) is left out, and a 0 on a log axis sits on the x axis;
+    the series' <title> says so and holds every value. limits: (value,
+    "above" or "below"), a warning limit drawn dashed with the region beyond
+    it tinted. marks: (x, label) vertical lines. x_labels: the names of x =
+    0, 1, 2, ... on a categorical axis."""
+    ys = [y for _, line, _ in series for _, y in line if drawable(y, log_y)]
+    ys += [value for value, _ in limits]
+    low, high = y_range or (min(ys, default=1.0), max(ys, default=1.0))
+    low, high = (min(low, 0.0), max(high, 1e-12)) if not log_y else (low, max(high, low * 1.01))
+    low, high, y_ticks = axis(low, high, log_y)
+    xs = [x for _, line, _ in series for x, _ in line] or [1.0]
+    x_low, x_high = (
+        (-0.5, len(x_labels) - 0.5) if x_labels else (min(xs), max(max(xs), min(xs) + 1))
+    )
+    inner_w, inner_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    where = math.log10 if log_y else float
+
+    def to_x(x):
+        return LEFT + inner_w * (x - x_low) / (x_high - x_low)
+
+    def to_y(y):
+        position = (where(y) - where(low)) / (where(high) - where(low)) if y > 0 or not log_y else 0
+        return TOP + inner_h * (1.0 - min(max(position, 0.0), 1.0))
+
+    parts = [svg_open(width, HEIGHT, title)]
+    for value, beyond in limits:
+        edge = to_y(value)
+        top, bottom = (TOP, edge) if beyond == "above" else (edge, TOP + inner_h)
+        parts.append(
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{inner_w}" height="{bottom - top:.1f}" '
+            f'fill="{TINT}"><title>a warning {beyond} {value:g}</title></rect>'
+        )
+        parts.append(segment(LEFT, edge, LEFT + inner_w, edge, "#D55E00", "4 3"))
+    for tick in y_ticks:
+        parts += [
+            segment(LEFT, to_y(tick), LEFT + inner_w, to_y(tick), "#ddd", ""),
+            text(LEFT - 4, to_y(tick) + 4, f"{tick:g}", anchor="end"),
+        ]
+    positions = list(range(len(x_labels))) if x_labels else axis(x_low, x_high, False)[2]
+    names = x_labels or [f"{position:g}" for position in positions]
+    # As many labels as fit side by side (~6 px a character at this size).
+    step = math.ceil(len(positions) * (max(map(len, names)) + 2) * 6 / inner_w)
+    for position, name in list(zip(positions, names))[::step]:
+        if x_low <= position <= x_high:
+            parts.append(text(to_x(position), TOP + inner_h + 14, name))
+    parts += [
+        segment(LEFT, TOP, LEFT, TOP + inner_h, "#444", ""),
+        segment(LEFT, TOP + inner_h, LEFT + inner_w, TOP + inner_h, "#444", ""),
+        text(LEFT + inner_w / 2, TOP + inner_h + 30, x_label),
+        text(14, TOP + inner_h / 2, y_label, rotate=True),
+    ]
+    for x, label in marks:
+        parts.append(segment(to_x(x), TOP, to_x(x), TOP + inner_h, "#000", "2 2"))
+        parts.append(text(to_x(x) + 3, TOP + 10, label, anchor="start"))
+    for index, (name, line, marker) in enumerate(series):
+        colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+        shown = [(to_x(x), to_y(y)) for x, y in line if drawable(y, log_y) or y == 0.0]
+        left_out = len(line) - len(shown)
+        zeros = sum(1 for _, y in line if log_y and y == 0.0)
+        note = f"; {zeros} zeros sit on the x axis" if zeros else ""
+        note += f"; {left_out} NaN or inf not drawn" if left_out else ""
+        values = ", ".join(f"{x:g}: {y!r}" for x, y in line)
+        parts.append(f"<g><title>{escape(f'{name}{note}: {values}')}</title>")
+        if marker == "line" and len(shown) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in shown)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                f'stroke-width="1.6" stroke-dasharray="{dash}"/>'
+            )
+        elif marker == "bar":
+            parts += [segment(x - 12, y, x + 12, y, colour, "", 3) for x, y in shown]
+        else:
+            parts += [
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in shown
+            ]
+        parts.append("</g>")
+        row, column = divmod(index, 4)
+        x, y = LEFT + column * (inner_w / 4), TOP + inner_h + 46 + 12 * row
+        parts += [
+            segment(x, y - 4, x + 14, y - 4, colour, dash, 2.5),
+            text(x + 17, y, name, anchor="start", size=10),
+        ]
+    return "\n".join(parts) + "</svg>"
+
+
+def svg_open(width, height, title):
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><title>{escape(title)}</title>'
+        + text(width / 2, 16, title, weight="bold")
+    )
+
+
+def segment(x1, y1, x2, y2, colour, dash, width=1.0):
+    return (
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
+        f'stroke-width="{width}" stroke-dasharray="{dash}"/>'
+    )
+
+
+def text(x, y, words, anchor="middle", size=11, weight="normal", rotate=False):
+    turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotate else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
+        f'font-weight="{weight}"{turn}>{escape(words)}</text>'
+    )
+
+
+def heatmap(title, row_labels, shares):
+    """Cells of a share from 0 to 1, darker = larger, one row per label (the
+    first on top) and one column per epoch, each with its exact share."""
+    columns = len(shares[0]) if shares else 1
+    cell_w, cell_h = (WIDTH - LEFT - RIGHT) / columns, 14
+    height = TOP + cell_h * len(row_labels) + 36
+    parts = [svg_open(WIDTH, height, title)]
+    for row, (label, cells) in enumerate(zip(row_labels, shares)):
+        y = TOP + row * cell_h
+        parts.append(text(LEFT - 4, y + 11, label, anchor="end", size=10))
+        for column, share in enumerate(cells):
+            parts.append(
+                f'<rect x="{LEFT + column * cell_w:.1f}" y="{y:.1f}" width="{cell_w:.1f}" '
+                f'height="{cell_h}" fill="#0072B2" fill-opacity="{share**0.5:.3f}" stroke="#eee">'
+                f"<title>{escape(label)}, epoch {column + 1}: {share!r}</title></rect>"
+            )
+    bottom = TOP + cell_h * len(row_labels)
+    middle = LEFT + (WIDTH - LEFT - RIGHT) / 2
+    parts.append(text(middle, bottom + 14, f"epoch 1 to {columns}"))
+    parts.append(text(middle, bottom + 28, "darker = a larger share (square-root scale)", size=10))
+    return "\n".join(parts) + "</svg>"
+
+
+# fmt: off
+READING_CHARTS = (  # report key, title, y axis, log scale, warning limits
+    ("activation_std", "activation std", "std of the outputs", True,
+     ((COLLAPSED_ACT_STD, "below"),)),
+    ("gradient_std", "gradient std", "std of dLoss/d(pre)", True,
+     ((VANISHING_GRAD_STD, "below"), (EXPLODING_GRAD_STD, "above"))),
+    ("gradient_max", "max gradient", "largest |dLoss/d(pre)|", True, ()),
+    ("dead_count", "dead share", "share of the neurons", False,
+     ((DEAD_PERCENT_LIMIT / 100, "above"),)),
+    ("saturation_rate", "saturation share", "share of pre-activations", False,
+     ((SATURATED_PERCENT_LIMIT / 100, "above"),)),
+    ("update_ratio", "update/weight ratio", "std(update) / std(W)", True,
+     ((UPDATE_RATIO_LOW, "below"), (UPDATE_RATIO_HIGH, "above"))),
+)
+# fmt: on
+
+
+def layer_series(reports, key):
+    """One (name, [(epoch, value)], "line") per hidden layer; dead counts as shares."""
+    widths = reports[0]["layer_neuron_count"]
+    return [
+        (f"layer {layer + 1}", [(r["epoch"], r[key][layer] / scale) for r in reports], "line")
+        for layer, scale in enumerate(widths if key == "dead_count" else [1] * len(widths))
+    ]
+
+
+def loss_series(reports):
+    return [("mean loss", [(report["epoch"], report["loss"]) for report in reports], "line")]
+
+
+def y_range(series_groups, log):
+    """One y range for charts drawn side by side on the same axes."""
+    ys = [y for group in series_groups for _, line, _ in group for _, y in line if drawable(y, log)]
+    return (min(ys), max(ys)) if ys else None
+
+
+def run_charts(patient, reports, ranges=None):
+    """The loss (first sign marked) and every reading of one run, each a
+    line per hidden layer; ranges: each chart's y range, to share axes."""
+    ranges, first = ranges or {}, first_warned(reports)
+    marks = [(first["epoch"], "first sign")] if first else []
+    y_label = "cross-entropy (log)"
+    charts = [
+        chart("loss", "epoch", y_label, loss_series(reports), True, ranges.get("loss"), (), marks)
+    ]
+    skip = ACTIVATIONS[patient["activation"]]["not_applicable"]
+    for key, title, y_label, log, limits in READING_CHARTS:
+        if key not in skip:
+            series = layer_series(reports, key)
+            charts.append(
+                chart(title, "epoch", y_label, series, log, ranges.get(key), limits, marks)
+            )
+    return charts
+
+
+def distribution_chart(title, histograms, labels):
+    """One curve per layer over the buckets of its histogram, on shared axes,
+    as in Glorot and Bengio's figures 6 and 7."""
+    curves = [(f"layer {layer + 1}", list(enumerate(bucket_shares(counts))), "line")
+              for layer, counts in enumerate(histograms)]  # fmt: skip
+    return chart(title, "bucket, up to", "share of the values", curves, x_labels=labels)
+
+
+def examination_section(patient, reports):
+    """An examination: its dosing, verdict and first sign in words, then the
+    loss and the readings, each layer's histogram over time (fastai's colour
+    dimension), and the last epoch's distributions of activations and of
+    |gradients|."""
+    first, last = first_warned(reports), reports[-1]
+    labels = ACTIVATIONS[patient["activation"]]["labels"]
+    charts = run_charts(patient, reports)
+    for layer in range(len(last["histogram"])):
+        shares = [[bucket_shares(r["histogram"][layer])[bucket] for r in reports]
+                  for bucket in reversed(range(len(labels)))]  # fmt: skip
+        charts.append(heatmap(f"layer {layer + 1}: activations over time", labels[::-1], shares))
+    charts.append(
+        distribution_chart(f"epoch {last['epoch']}: activations", last["histogram"], labels)
+    )
+    gradients = f"epoch {last['epoch']}: |dLoss/d(pre)|"
+    charts.append(distribution_chart(gradients, last["gradient_histogram"], GRADIENT_LABELS))
+    signs = "".join(f"<li>{escape(warning.text)}</li>" for warning in (first or last)["warnings"])
+    return (
+        f"<section><h2>{escape(patient['label'])}</h2><p>{escape(describe_dosing(patient))}</p>"
+        f"<p>{escape(verdict(reports))}</p>"
+        + (f"<h3>first sign, epoch {first['epoch']}</h3><ul>{signs}</ul>" if first else "")
+        + f'<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def treatment_section(rounds):
+    """The outcome, then the untreated run and each round side by side, on
+    the same axes, the treatments named over each."""
+    ranges = {"loss": y_range([loss_series(round_["reports"]) for round_ in rounds], True)}
+    for key, _, _, log, _ in READING_CHARTS:
+        ranges[key] = y_range([layer_series(round_["reports"], key) for round_ in rounds], log)
+    kept, columns = kept_round(rounds), []
+    for number, round_ in enumerate(rounds):
+        given = ", ".join(round_["treatments"]) or "untreated"
+        state = " (withdrawn)" if round_["withdrawn"] else " (kept)" if round_ is kept else ""
+        charts = "".join(run_charts(round_["dosing"], round_["reports"], ranges))
+        heading = f"round {number}: {escape(given)}{state}"
+        columns.append(f'<div class="round"><h3>{heading}</h3>{charts}</div>')
+    return (
+        f"<section><h2>{escape(rounds[0]['dosing']['label'])}</h2>"
+        f"<p><b>{escape(outcome(rounds, kept))}</b></p>"
+        f'<div class="charts">{"".join(columns)}</div></section>'
+    )
+
+
+SHORT_KINDS = dict(zip(WARNING_KINDS, ["dead", "vanishing", "exploding", "saturation"]))
+SHORT_KINDS.update({"signal collapse": "collapse", "non-finite values": "NaN/inf"})
+SHORT_KINDS.update({"update too large": "big steps", "update too small": "tiny steps"})
+
+
+def seeds_section(patient, results):
+    """Each seed pair's first epoch of each kind of warning, and its final
+    loss, as dots, the medians marked."""
+    kinds = [kind for kind in WARNING_KINDS if any(kind in first for first, _ in results)]
+    # Each seed pair a little to the right of the last, so that equal epochs stay visible.
+    shifted = [(first, k * 0.5 / len(results) - 0.25) for k, (first, _) in enumerate(results)]
+    dots = [(i + shift, first[kind]) for first, shift in shifted
+            for i, kind in enumerate(kinds) if kind in first]  # fmt: skip
+    medians = [(i, statistics.median([first[kind] for first, _ in results if kind in first]))
+               for i, kind in enumerate(kinds)]  # fmt: skip
+    epochs = [("one dot per seed pair", dots, "dot"), ("median", medians, "bar")]
+    losses = [loss for _, loss in results]
+    median = statistics.median([loss for loss in losses if not math.isnan(loss)] or [math.nan])
+    final = [("final loss", list(enumerate(losses)), "dot")]
+    final.append(("median", [(0, median), (len(losses) - 1, median)], "line"))
+    names = [SHORT_KINDS[kind] for kind in kinds]
+    charts = [chart("first epoch of each warning", "kind of warning", "epoch", epochs,
+                    x_labels=names, width=2 * WIDTH)] if kinds else []  # fmt: skip
+    charts.append(chart("final loss of each seed pair", "seed pair k", "cross-entropy (log)",
+                        final, True))  # fmt: skip
+    summary = "\n".join(seed_summary(patient, results))
+    return (
+        f"<section><h2>{escape(patient['label'])}: {len(results)} seed pairs</h2>"
+        f'<pre>{escape(summary)}</pre><div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def experiment_section(measured):
+    """Each init's per-layer std beside theory (and for Glorot and Bengio's
+    network, each layer's distributions at initialization), then the
+    training losses, the finding and the paper's words."""
+    experiment, charts = EXPERIMENTS[measured["name"]], []
+    for init, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
+        layers = range(1, len(pre_stds) + 1)
+        stds = (("pre-activation", pre_stds, predicted_pre),
+                ("gradient", report["gradient_std"], predicted_grad))  # fmt: skip
+        for what, measured_stds, theory in stds:
+            lines = [("measured", list(zip(layers, measured_stds)), "line"),
+                     ("theory", list(zip(layers, theory)), "line")]  # fmt: skip
+            charts.append(
+                chart(f"{init} init: {what} std", "hidden layer", "std (log)", lines, True)
+            )
+        if len(layers) <= 8:  # one curve per layer: readable for a few layers only
+            labels = ACTIVATIONS[experiment["activation"]]["labels"]
+            title = f"{init} init at initialization"
+            charts.append(distribution_chart(f"{title}: activations", report["histogram"], labels))
+            gradients = report["gradient_histogram"]
+            charts.append(distribution_chart(f"{title}: |gradients|", gradients, GRADIENT_LABELS))
+    if measured["losses"]:
+        lines = [(f"{init} init", list(enumerate(losses, 1)), "line")
+                 for init, losses in measured["losses"].items()]  # fmt: skip
+        charts.append(chart("training loss", "epoch", "cross-entropy (log)", lines, True))
+    return (
+        f"<section><h2>{escape(experiment['title'])}</h2>"
+        f"<p>{escape(experiment_finding(experiment, measured))}</p>"
+        f"<p>{escape('paper: ' + experiment['paper'])}</p>"
+        f'<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def html_page(argv, sections):
+    """The whole page: what ran, then a section per patient, treatment,
+    seed summary or experiment."""
+    command = " ".join(["python main.py", *argv])
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(command)}'
+        f"</title><style>{STYLE}</style></head><body><h1>Training health monitor</h1>"
+        f"<p><code>{escape(command)}</code> (hover over a line or a cell for its numbers)</p>\n"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+# ----------------------------------------------------------------------------
+# Export: JSON Lines, and writing a file whole
 
 RUN_KEYS = ["patient", "label", "init_mode", "weight_scale_override", "learning_rate"]
 RUN_KEYS += ["layer_widths", "activation", "norm", "clip", "epochs", "data_seed", "network_seed"]
 # An examined epoch's report, as written: the lesson's readings, then the
 # examination's, then the epoch and its loss.
-RECORD_KEYS = [*REPORT_KEYS, "nonfinite_count", "sample_count", "update_ratio", "epoch", "loss"]
+RECORD_KEYS = [*REPORT_KEYS, "gradient_histogram", "nonfinite_count", "sample_count"]
+RECORD_KEYS += ["update_ratio", "epoch", "loss"]
 
 
 def json_records(patient, reports, **extra):
@@ -1992,16 +2386,19 @@ def json_safe(value):
     return value
 
 
-def write_json_lines(path, records):
-    """Write all records or nothing: a temporary file in the same folder,
+def json_lines(records):
+    return "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
+
+
+def write_file(path, text):
+    """Write text whole or not at all: a temporary file in the same folder,
     renamed over the path only once it is complete. The file gets the mode
     open(path, "w") would give it, not the temporary file's private 0600."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".health-", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            for record in records:
-                file.write(json.dumps(record, allow_nan=False) + "\n")
+            file.write(text)
         os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
     except BaseException:
@@ -2187,6 +2584,8 @@ def build_parser():
         view.add_argument("--timing", action="store_true",
             help="seconds spent training and monitoring"),
         view.add_argument("--json", metavar="PATH", help="also write every report to PATH"),
+        view.add_argument("--html", metavar="PATH",
+            help="also draw every chart in one page at PATH, to open in a browser"),
         modes.add_argument("--treat", action="store_true",
             help=f"prescribe, treat, examine again, up to {TREATMENT_ROUNDS} rounds"),
         modes.add_argument("--seeds", type=whole_number(1, MAX_SEED_PAIRS), metavar="N",
@@ -2202,7 +2601,7 @@ def build_parser():
         for action in flags
         if action.nargs != 0
     }
-    parser.allowed["--json"] = "a file path"
+    parser.allowed["--json"] = parser.allowed["--html"] = "a file path"
     return parser
 
 
@@ -2241,9 +2640,10 @@ def check_args(args, parser):
             if name != mode and given(args, name):
                 flag, with_flag = (f"--{key.replace('_', '-')}" for key in (name, mode))
                 parser.error(f"argument {flag}: not allowed with {with_flag}")
-    problem = output_problem(args.json) if args.json is not None else ""
-    if problem:
-        parser.error(f"argument --json: {args.json!r} cannot be written: {problem}")
+    for flag, path in (("--json", args.json), ("--html", args.html)):
+        problem = output_problem(path) if path is not None else ""
+        if problem:
+            parser.error(f"argument {flag}: {path!r} cannot be written: {problem}")
 
 
 def given(args, name):
@@ -2296,11 +2696,13 @@ def patient_runs(args, parser):
 
 
 def run_the_command(args, parser):
-    """Train and print what args ask for; return the JSON records."""
+    """Train and print what args ask for; return the JSON records and, if a
+    page is asked for, its sections."""
+    records, sections = [], []
     if args.list_patients:
         for name, patient in PATIENTS.items():
             print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
-        return []
+        return records, sections
     if args.experiment:
         measured = measure_experiment(
             args.experiment,
@@ -2308,10 +2710,11 @@ def run_the_command(args, parser):
             LESSON_SEEDS["network_seed"] if args.network_seed is None else args.network_seed,
         )  # fmt: skip
         print_experiment(measured)
-        return experiment_records(measured)
-    runs, records = patient_runs(args, parser), []
+        sections += [experiment_section(measured)] if args.html else []
+        return experiment_records(measured), sections
+    runs = patient_runs(args, parser)
     if asks_for_the_lesson(args):
-        return lesson_run(runs)
+        return lesson_run(runs), sections
     every, charset = args.report_every or REPORT_EVERY, stdout_charset(args.ascii)
     for run in runs:
         widths = run["layer_widths"]
@@ -2319,18 +2722,21 @@ def run_the_command(args, parser):
         if args.seeds:
             results = map_on_every_core(first_signs, seed_pairs(run, args.seeds))
             print("\n".join(seed_summary(run, results)) + "\n")
+            sections += [seeds_section(run, results)] if args.html else []
         elif args.treat:
             rounds = treat(run, samples)
             print_treatment(rounds, every, charset)
             for number, round_ in enumerate(rounds):
                 extra = dict(round=number, treatments=round_["treatments"])
                 records += json_records(round_["dosing"], round_["reports"], **extra)
+            sections += [treatment_section(rounds)] if args.html else []
         else:
             reports, seconds = examine(run, samples, args.halt_on_warning)
             halted = args.halt_on_warning and bool(reports[-1]["warnings"])
             print_examination(run, reports, every, charset, halted, args.timing and seconds)
             records += json_records(run, reports)
-    return records
+            sections += [examination_section(run, reports)] if args.html else []
+    return records, sections
 
 
 def lesson_run(runs):
@@ -2407,45 +2813,50 @@ def stop_like_ctrl_c(signum, frame):
     raise KeyboardInterrupt(signum)
 
 
+@contextlib.contextmanager
 def stops_held():
     """A with block in which a stop waits (pending) until the block ends."""
-    held = signal.pthread_sigmask if hasattr(signal, "pthread_sigmask") else lambda *_: None
-
-    class Held:
-        def __enter__(self):
-            self.before = held(signal.SIG_BLOCK, STOPS)
-
-        def __exit__(self, *exception):
-            held(signal.SIG_SETMASK, self.before)
-
-    return Held()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def command_line(argv):
     """Run what argv asks for and return the exit status: 0 when done; 1 when
-    the JSON file or stdout could not be written; 2 for a bad argument; 128 + N
-    when stopped by signal N, as a shell reports it (130 Ctrl-C, 143 SIGTERM,
-    129 SIGHUP), and 141 (SIGPIPE) when the reader of stdout has left."""
+    a file or stdout could not be written; 2 for a bad argument; 128 + N when
+    stopped by signal N, as a shell reports it (130 Ctrl-C, 143 SIGTERM, 129
+    SIGHUP), and 141 (SIGPIPE) when the reader of stdout has left."""
     parser, stdout = build_parser(), GuardedStdout(sys.stdout)
-    sys.stdout, status = stdout, 0
-    unwritten = written = None  # the JSON file asked for and not yet written; once written
+    sys.stdout, status, unwritten, written = stdout, 0, [], []  # the files asked for
     try:
         args = parser.parse_args(joined_values(argv, parser))
         check_args(args, parser)
-        unwritten, stdout.keep_going = args.json, args.json is not None
-        records = run_the_command(args, parser)
-        if args.json is not None:
+        asked = (("JSON file", args.json), ("HTML page", args.html))
+        unwritten = [(what, path) for what, path in asked if path is not None]
+        stdout.keep_going = bool(unwritten)
+        records, sections = run_the_command(args, parser)
+        texts = {
+            "JSON file": lambda: json_lines(records),
+            "HTML page": lambda: html_page(argv, sections),
+        }
+        for what, path in list(unwritten):
             with stops_held():  # a stop waits until we know whether the file was written
-                status = save_json(args.json, records, parser.prog)
-                unwritten, written = (args.json, None) if status else (None, args.json)
-            if not status:
-                print(f"wrote {plural(len(records), 'report')} to {printable(args.json)}")
+                status = save_file(path, texts[what](), parser.prog)
+                if status:
+                    break
+                unwritten.remove((what, path))
+                written.append(path)
+            said = plural(len(records), "report") if what == "JSON file" else "the charts"
+            print(f"wrote {said} to {printable(path)}")
         stdout.flush()
     except SystemExit as exit:  # --help, or argparse's one line for a bad argument
         status = exit.code
         stdout.flush()
     except KeyboardInterrupt as interrupt:
-        status = interrupted(interrupt.args[0] if interrupt.args else signal.SIGINT, unwritten)
+        signum = interrupt.args[0] if interrupt.args else signal.SIGINT
+        status = interrupted(signum, [what for what, _ in unwritten])
     except OSError as error:
         if error is not stdout.error:  # a lost stdout is the only failure expected here
             raise
@@ -2455,23 +2866,23 @@ def command_line(argv):
         return status
     if isinstance(stdout.error, BrokenPipeError):
         return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
-    went_on = f"the run went on and wrote {written!r}" if written else "stopped"
+    went_on = (
+        f"the run went on and wrote {' and '.join(map(repr, written))}" if written else "stopped"
+    )
     reason = stdout.error.strerror or str(stdout.error)
     print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
     return 1
 
 
-def save_json(path, records, prog):
-    """write_json_lines; 0 if it succeeded, else 1 and one line on stderr
-    saying why (a full disk, a file size limit, no right to replace it)."""
+def save_file(path, text, prog):
+    """write_file; 0 if it succeeded, else 1 and one line on stderr saying
+    why (a full disk, a file size limit, no right to replace it)."""
     try:
-        write_json_lines(path, records)
+        write_file(path, text)
     except OSError as error:
         reason = error.strerror or str(error)
-        print(
-            f"{prog}: error: could not write {path!r}: {reason}; nothing was written",
-            file=sys.stderr,
-        )
+        print(f"{prog}: error: could not write {path!r}: {reason}; nothing was written",
+              file=sys.stderr)  # fmt: skip
         return 1
     return 0
 
@@ -2484,11 +2895,11 @@ def printable(text):
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
-def interrupted(signum, json_path):
-    """Say on stderr which signal stopped the run (and that the JSON file it
-    asked for was not written); return the status a shell expects."""
+def interrupted(signum, unwritten):
+    """Say on stderr which signal stopped the run (and which files it asked
+    for were not written); return the status a shell expects."""
     by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    unwritten = "; no JSON file was written" if json_path is not None else ""
+    unwritten = f"; no {' or '.join(unwritten)} was written" if unwritten else ""
     print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
     return 128 + signum
 

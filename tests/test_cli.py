@@ -318,6 +318,7 @@ FLAG_EXAMPLES = {
     "--ascii": ([], False),
     "--timing": ([], False),
     "--json": (["run.jsonl"], False),
+    "--html": (["page.html"], False),
     "--treat": ([], False),
     "--seeds": (["2"], False),
     "--experiment": (["he"], False),
