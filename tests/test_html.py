@@ -1,6 +1,7 @@
 """--html: one self-contained page of SVG charts for every mode."""
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
@@ -125,3 +126,13 @@ def test_the_gradient_histogram_counts_each_layers_gradients_by_decade():
         "1e-03": 1,
         "> 1e+01": 1,
     }
+
+
+@pytest.mark.parametrize("make", ["fifo", "folder"])
+def test_a_fifo_or_a_folder_is_refused_as_the_page_and_left_as_it_was(make, tmp_path, capsys):
+    path = tmp_path / "page.html"
+    os.mkfifo(path) if make == "fifo" else path.mkdir()
+    assert main.command_line(["--patient", "healthy", "--html", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --html:" in err and "not a regular file" in err
+    assert path.is_fifo() if make == "fifo" else path.is_dir()
