@@ -753,14 +753,67 @@ def clip_factor(total_norm, max_norm):
     return factor if factor < 1.0 else 1.0
 
 
+# Adam (Kingma and Ba 2015) as torch.optim.Adam computes it with its defaults.
+ADAM_BETA1 = 0.9  # the decay of the running mean of the gradient...
+ADAM_BETA2 = 0.999  # ...and of its running square
+ADAM_EPSILON = 1e-8  # keeps the step finite where the running square is 0
+
+
+def adam(network, norms, clip, monitor):
+    """A step for training_run that moves every weight, bias and layer-norm
+    gain and shift by Adam's rule, with no weight decay: for each parameter,
+    with g its gradient (clipped first) and t the steps taken, from 1,
+      m = 0.9 m + 0.1 g,   v = 0.999 v + 0.001 g^2,
+      p -= lr / (1 - 0.9^t) * m / (sqrt(v) / sqrt(1 - 0.999^t) + 1e-8).
+    Unlike SGD's, Adam's update is not the gradient scaled, so the monitor
+    is given each hidden layer's real update, for the update/weight ratio."""
+    beta1, beta2, rest1, rest2 = ADAM_BETA1, ADAM_BETA2, 1.0 - ADAM_BETA1, 1.0 - ADAM_BETA2
+    epsilon, sqrt = ADAM_EPSILON, math.sqrt  # local names: this loop runs per parameter
+    # The parameters in groups of rows: each layer's weights, then [its
+    # biases], then [each gain] and [each shift]; m and v hold a group's
+    # entries flat, row after row, so that each loop below runs once a group.
+    groups = [rows for weights, biases in network for rows in (weights, [biases])]
+    groups += [[vector] for pair in norms for vector in pair]
+    means = [[0.0] * sum(map(len, rows)) for rows in groups]
+    squares = [[0.0] * len(m) for m in means]
+    taken = []
+
+    def step(network, trace, grads, learning_rate):
+        taken.append(1)
+        scale = 1.0 if clip is None else clip_factor(gradient_norm(grads, trace), clip)
+        gradients = []  # in the groups' order; dLoss/dW = grad x^T, row after row
+        for grad, layer_input in zip(grads, trace["layer_inputs"]):
+            grad = [scale * g for g in grad]
+            gradients += [[g * x for g in grad for x in layer_input], grad]
+        gradients += [
+            [scale * d for d in vector] for pair in trace.get("norm_grads", ()) for vector in pair
+        ]
+        size = learning_rate / (1.0 - beta1 ** len(taken))
+        root = sqrt(1.0 - beta2 ** len(taken))
+        updates = []
+        for gradient, m, v in zip(gradients, means, squares):
+            m[:] = [beta1 * a + rest1 * g for a, g in zip(m, gradient)]
+            v[:] = [beta2 * b + rest2 * g * g for b, g in zip(v, gradient)]
+            updates.append([size * (a / (r / root + epsilon)) for a, r in zip(m, map(sqrt, v))])
+        for layer in range(monitor.num_hidden_layers):
+            monitor.record_update(layer, updates[2 * layer], network[layer][0])
+        for rows, update in zip(groups, updates):
+            width = len(rows[0])
+            for start, row in zip(range(0, len(update), width), rows):
+                row[:] = list(map(sub, row, update[start : start + width]))
+
+    return step
+
+
 def dosed_run(dosing, samples, monitor):
     """training_run with a dosing's treatments plugged in; yields its reports.
 
     A dosing holds the lesson's init_mode, weight_scale_override,
     learning_rate, layer_widths, epochs and network_seed, and "activation",
-    "norm" ("layer": gain 1 and shift 0 at the start, learned by SGD) and
-    "clip" (a maximum gradient norm, or None). The monitor is an ExamMonitor:
-    it also sees each step, for the update/weight ratio.
+    "norm" ("layer": gain 1 and shift 0 at the start, learned like the
+    weights), "clip" (a maximum gradient norm, or None) and "optimizer"
+    ("sgd" or "adam"). The monitor is an ExamMonitor: it also sees each
+    step, for the update/weight ratio.
     """
     widths, clip, activation = dosing["layer_widths"], dosing["clip"], dosing["activation"]
     network = init_network(
@@ -782,6 +835,8 @@ def dosed_run(dosing, samples, monitor):
             gain[:] = [a - learning_rate * d for a, d in zip(gain, gain_grad)]
             shift[:] = [b - learning_rate * d for b, d in zip(shift, shift_grad)]
 
+    if dosing["optimizer"] == "adam":
+        step = adam(network, norms, clip, monitor)
     backprop = partial(backward, layer_backward=layer_backward)
     return training_run(
         network, samples, dosing["epochs"], dosing["learning_rate"], dosing["network_seed"],
@@ -850,12 +905,14 @@ PATIENTS = {
         activation=activation,
         norm="none",
         clip=None,
+        optimizer="sgd",
         epochs=30,
         disease=DIAGNOSES[name][1],
     )
     for name, (init_mode, weight_std, learning_rate, widths, activation) in DOSES.items()
 }
-DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm", "clip")
+DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm")
+DOSING_KEYS += ("clip", "optimizer", "epochs")
 
 
 def describe_dosing(patient):
@@ -865,6 +922,7 @@ def describe_dosing(patient):
     treatments = [patient["activation"]] if patient["activation"] != "relu" else []
     treatments += ["layer norm"] if patient["norm"] == "layer" else []
     treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
+    treatments += [patient["optimizer"]] if patient["optimizer"] != "sgd" else []
     widths = "-".join(map(str, patient["layer_widths"]))
     epochs = plural(patient["epochs"], "epoch")
     return ", ".join(
@@ -947,9 +1005,7 @@ class ExamMonitor(TrainingMonitor):
                 if weight_std
                 else math.nan
             )
-            if not math.isnan(ratio):
-                self.ratio_sum_per_layer[index] += ratio
-                self.ratio_count_per_layer[index] += 1
+            self.record_ratio(index, ratio)
             # The sums of W - step * dW follow: the squares change by
             # -2 step <W, dW> + step^2 |dW|^2, and <W, dW> = grad . (W x), where
             # W x = z - b is already in the trace.
@@ -960,6 +1016,24 @@ class ExamMonitor(TrainingMonitor):
             carried = new_squares > 1e-6 * (squares + step_squares)
             self.weight_sums[index] = (total - step_total, new_squares) if carried else None
         self.ratio_seconds += perf_counter() - start
+
+    def record_update(self, index, update, weights):
+        """The same for an update another optimizer (Adam) made: std(update)
+        / std(weights), over the entries of the weights feeding hidden layer
+        index before the step, and of their update (a flat list)."""
+        start = perf_counter()
+        count = len(update)
+        spread = std_from_sums(*matrix_sums(weights), count) if count > 1 else math.nan
+        change = std_from_sums(*matrix_sums([update]), count)
+        self.record_ratio(index, change / spread if spread else math.nan)
+        self.ratio_seconds += perf_counter() - start
+
+    def record_ratio(self, index, ratio):
+        """Add one step's update/weight ratio of hidden layer index; a step
+        whose weights have no finite spread has none (NaN) and is skipped."""
+        if not math.isnan(ratio):
+            self.ratio_sum_per_layer[index] += ratio
+            self.ratio_count_per_layer[index] += 1
 
     def report(self):
         """The lesson's report with the activation's own histogram, n/a (NaN)
@@ -1342,7 +1416,10 @@ PRESCRIPTIONS = (
     ("signal collapse",      "always",           "layer norm"),
     ("vanishing gradients",  "init too small",   "the activation's init"),
     ("vanishing gradients",  "always",           "layer norm"),
+    ("update too small",     "always",           "Adam"),
     ("update too small",     "slow steps",       "steady learning rate"),
+    ("no progress",          "always",           "Adam"),
+    ("no progress",          "still falling",    "train longer"),
     ("no progress",          "init off by 2x",   "the activation's init"),
     ("no progress",          "always",           "steady learning rate"),
     ("no progress",          "always",           "learning rate x 2"),
@@ -1368,6 +1445,11 @@ STEADY_BAND = 2.0  # within this factor of STEADY_STEPS the steps are steady
 LR_NUDGE = 2.0  # a round that moves the learning rate moves it at least 2x...
 LR_FACTOR_LIMIT = 30.0  # ...and at most 30x
 CLIP_NORM = 1.0  # Pascanu et al. clip at a norm near the gradients' usual size
+# Adam's dose, and its place first for "no progress" and "update too small",
+# come from the analysis behind this treatment, on dose seeds 555, 31337, 4242
+# and 2026 of tests/cure_rate.py (the older rows were tuned on seeds 1 and 3).
+ADAM_LEARNING_RATE = 3e-3
+STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 
 
 def init_scale(dosing):
@@ -1403,7 +1485,20 @@ CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
     "fast steps": lambda dosing, reports: steady_factor(reports) < 1.0 / STEADY_BAND,
     "slow steps": lambda dosing, reports: steady_factor(reports) > STEADY_BAND,
     "ReLU": lambda dosing, reports: dosing["activation"] == "relu",
+    "still falling": lambda dosing, reports: still_falling(dosing, reports),
 }
+
+
+def still_falling(dosing, reports):
+    """Whether more epochs could cure: nothing warns at the end, the loss fell
+    by at least 10% over the last five epochs, and the dosing has its
+    untreated epochs (it is given more at most once)."""
+    recent = [report["loss"] for report in reports[-6:]]
+    untreated = dosing.get("untreated_epochs", dosing["epochs"])
+    fell = len(recent) == 6 and recent[-1] <= STILL_FALLING * recent[0]
+    return fell and not reports[-1]["warnings"] and dosing["epochs"] == untreated
+
+
 INIT_SOURCES = {"kaiming": "He et al. 2015", "xavier": "Glorot and Bengio 2010"}
 
 
@@ -1445,6 +1540,16 @@ TREATMENTS = {  # treatment: (dosing, reports) -> (its name, its change to the d
         "leaky ReLU",
         {"activation": "leaky_relu"},
         "Maas, Hannun and Ng 2013",
+    ),
+    "Adam": lambda dosing, reports: (
+        f"Adam at lr={ADAM_LEARNING_RATE:g}",
+        {"optimizer": "adam", "learning_rate": ADAM_LEARNING_RATE},
+        "Kingma and Ba 2015",
+    ),
+    "train longer": lambda dosing, reports: (
+        f"{2 * dosing['epochs']} epochs instead of {dosing['epochs']}",
+        {"epochs": 2 * dosing["epochs"]},
+        "its loss was still falling",
     ),
 }
 
@@ -1530,6 +1635,7 @@ def treat(patient, samples):
     is withdrawn: the next prescription starts from the round before it.
     Returns every round: a dict of its "dosing", the "treatments" given so
     far, its "reports", the "prescription" that made it and "withdrawn"."""
+    patient = dict(patient, untreated_epochs=patient["epochs"])
     reports, _ = examine(patient, samples)
     rounds = [dict(dosing=patient, treatments=[], reports=reports, prescription=[])]
     rounds[0]["withdrawn"] = False
@@ -1692,9 +1798,9 @@ def seed_range(first, count):
 
 
 def map_on_every_core(function, items):
-    """[function(item) for item in items], the items shared out among one
-    worker process per core (the runs are independent, and pure Python uses
-    one core each).
+    """[function(item) for item in items], the items handed out one at a
+    time to one worker process per core (the runs are independent, and pure
+    Python uses one core each), so that the cores stay evenly busy.
 
     A stop (Ctrl-C, SIGTERM, SIGHUP) raises KeyboardInterrupt here, and on
     the way out every worker is killed and reaped, whatever it was doing:
@@ -1708,32 +1814,36 @@ def map_on_every_core(function, items):
     import multiprocessing
     from multiprocessing.connection import wait
 
-    count = min(len(items), os.cpu_count() or 1)
-    shares = [list(enumerate(items))[k::count] for k in range(count)]
-    results, workers = {}, []
+    results, workers, next_item = {}, [], 0
     try:
         with stops_held():
-            for share in shares:
-                receiver, sender = multiprocessing.Pipe(duplex=False)
-                worker = multiprocessing.Process(target=work_on, args=(function, share, sender))
-                workers.append((worker, receiver))
+            for _ in range(min(len(items), os.cpu_count() or 1)):
+                ours, theirs = multiprocessing.Pipe()
+                worker = multiprocessing.Process(target=work_on, args=(function, items, theirs))
+                workers.append((worker, ours))
                 worker.start()
-                sender.close()
-        waiting = [receiver for _, receiver in workers]
+                theirs.close()
+        for _, connection in workers:  # the first item of each
+            offer(connection, next_item)
+            next_item += 1
+        waiting = [connection for _, connection in workers]
         while waiting:
-            for receiver in wait(waiting):
+            for connection in wait(waiting):
                 try:
-                    index, result = receiver.recv()
-                    results[index] = result
+                    index, result = connection.recv()
                 except EOFError:  # the worker is done, or dead
-                    waiting.remove(receiver)
+                    waiting.remove(connection)
+                    continue
+                results[index] = result
+                offer(connection, next_item if next_item < len(items) else None)
+                next_item += 1
     finally:
         with stops_held():  # a stop now waits until every worker is reaped
-            for worker, receiver in workers:
+            for worker, connection in workers:
                 if worker.pid is not None and worker.exitcode is None:
                     worker.kill()
                 worker.join()
-                receiver.close()
+                connection.close()
     if len(results) < len(items):
         code = next(worker.exitcode for worker, _ in workers if worker.exitcode)
         if -code in STOPS:
@@ -1742,16 +1852,22 @@ def map_on_every_core(function, items):
     return [results[index] for index in range(len(items))]
 
 
-def work_on(function, share, sender):
+def offer(connection, index):
+    with contextlib.suppress(BrokenPipeError):  # a worker that died: its EOF will say so
+        connection.send(index)
+
+
+def work_on(function, items, connection):
     """In a worker: ignore Ctrl-C and die at once, quietly, on SIGTERM or
-    SIGHUP (the parent handles both); then send each (index, result)."""
+    SIGHUP (the parent handles both); then answer each index the parent
+    sends with (index, function(items[index])), until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for stop in STOPS[1:]:
         signal.signal(stop, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
-    for index, item in share:
-        sender.send((index, function(item)))
-    sender.close()
+    for index in iter(connection.recv, None):
+        connection.send((index, function(items[index])))
+    connection.close()
 
 
 # ----------------------------------------------------------------------------
@@ -1813,7 +1929,7 @@ def measure_experiment(name, data_seed, network_seed):
         dosing = dict(
             layer_widths=widths, init_mode=init, weight_scale_override=None, norm="none",
             learning_rate=experiment["learning_rate"], activation=experiment["activation"],
-            clip=None, epochs=experiment["epochs"], network_seed=network_seed,
+            clip=None, optimizer="sgd", epochs=experiment["epochs"], network_seed=network_seed,
         )  # fmt: skip
         monitor = ExamMonitor(widths, experiment["activation"])
         measured["losses"][init] = [
@@ -2361,7 +2477,8 @@ def html_page(argv, sections):
 # Export: JSON Lines, and writing a file whole
 
 RUN_KEYS = ["patient", "label", "init_mode", "weight_scale_override", "learning_rate"]
-RUN_KEYS += ["layer_widths", "activation", "norm", "clip", "epochs", "data_seed", "network_seed"]
+RUN_KEYS += ["layer_widths", "activation", "norm", "clip", "optimizer", "epochs", "data_seed"]
+RUN_KEYS += ["network_seed"]
 # An examined epoch's report, as written: the lesson's readings, then the
 # examination's, then the epoch and its loss.
 RECORD_KEYS = [*REPORT_KEYS, "gradient_histogram", "nonfinite_count", "sample_count"]
@@ -2569,6 +2686,8 @@ def build_parser():
             help="none, or layer: layer norm before each hidden activation"),
         dosing.add_argument("--clip", type=above_zero, metavar="MAX_NORM",
             help="clip each step's gradient to this global norm"),
+        dosing.add_argument("--optimizer", choices=("sgd", "adam"), metavar="NAME",
+            help="sgd, or adam (Kingma and Ba 2015)"),
         seeds.add_argument("--data-seed", type=whole_number(0), metavar="N", help="default 7"),
         seeds.add_argument("--network-seed", type=whole_number(0), metavar="N",
             help="initial weights and sample order; default 11"),
@@ -2624,7 +2743,7 @@ def joined_values(argv, parser):
 # of their own.
 MODE_CONFLICTS = {
     "list_patients": "*",
-    "experiment": "patient init scale lr epochs widths activation norm clip sample_count "
+    "experiment": "patient init scale lr epochs widths activation norm clip optimizer sample_count "
     "report_every halt_on_warning timing treat seeds",
     "seeds": "treat halt_on_warning json timing report_every",
     "treat": "halt_on_warning timing",
@@ -2658,9 +2777,9 @@ def asks_for_the_lesson(args):
 def patient_runs(args, parser):
     """The runs the arguments ask for, each a patient dict with its seeds, or a
     parser error for a combination no single argument can judge."""
-    flags = ("init", "scale", "lr", "epochs", "widths", "activation", "norm", "clip")
+    flags = ("init", "scale", "lr", "epochs", "widths", "activation", "norm", "clip", "optimizer")
     keys = ("init_mode", "weight_scale_override", "learning_rate", "epochs", "layer_widths")
-    keys += ("activation", "norm", "clip")
+    keys += ("activation", "norm", "clip", "optimizer")
     overrides = {key: getattr(args, flag) for flag, key in zip(flags, keys) if given(args, flag)}
     if args.init is not None and args.scale is None:
         # An init mode given on the command line brings its own std: a

@@ -313,6 +313,7 @@ FLAG_EXAMPLES = {
     "--activation": (["relu"], False),
     "--norm": (["none"], False),
     "--clip": (["1"], False),
+    "--optimizer": (["sgd"], False),
     "--report-every": (["10"], False),
     "--halt-on-warning": ([], False),
     "--ascii": ([], False),

@@ -175,7 +175,7 @@ def test_treat_writes_every_round_to_json(tmp_path, capsys):
     assert len(rounds) > 1 and rounds == list(range(len(rounds)))
     for record in records:
         epochs = [r["epoch"] for r in records if r["round"] == record["round"]]
-        assert epochs == list(range(1, 11))
+        assert epochs == list(range(1, record["epochs"] + 1))  # a round may train longer
         assert bool(record["treatments"]) == (record["round"] > 0)
     out = capsys.readouterr().out
     assert sum(line.startswith("outcome: ") for line in out.splitlines()) == 1

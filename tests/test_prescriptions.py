@@ -119,22 +119,42 @@ def test_the_first_sign_is_answered_before_the_last_epochs_warnings():
     assert treatment["reason"] == "answers dead neurons at epoch 2 (Maas, Hannun and Ng 2013)"
 
 
-def test_no_progress_without_a_warning_raises_a_slow_learning_rate():
-    # Never warned, but the loss ended at 1.2; steps at a tenth of steady.
-    reports = [
-        report(1, update_ratio=[main.STEADY_STEPS / 10] * LAYERS),
-        report(30, loss=1.2),
-    ]
+def test_no_progress_without_a_warning_gets_adam_first():
+    # Never warned, but the loss ended at 1.2: Kingma and Ba's Adam comes first.
+    reports = [report(1, update_ratio=[main.STEADY_STEPS / 10] * LAYERS), report(30, loss=1.2)]
     (treatment,) = main.prescribe(reports, dosing())
-    assert treatment["name"] == "learning rate x 10"
-    assert treatment["reason"] == "answers no progress in 30 epochs (Karpathy, CS231n notes)"
+    assert treatment["name"] == f"Adam at lr={main.ADAM_LEARNING_RATE:g}"
+    assert treatment["dosing"] == {"optimizer": "adam", "learning_rate": main.ADAM_LEARNING_RATE}
+    assert treatment["reason"] == "answers no progress in 30 epochs (Kingma and Ba 2015)"
+
+
+def falling(*losses):
+    """Reports of epochs 1.. with these losses and no warning."""
+    return [report(epoch, loss=loss) for epoch, loss in enumerate(losses, start=1)]
+
+
+def test_a_loss_still_falling_trains_twice_as_long_once():
+    on_adam = dosing(optimizer="adam", learning_rate=main.ADAM_LEARNING_RATE, untreated_epochs=6)
+    still = falling(2.0, 1.0, 0.5, 0.4, 0.3, 0.2)  # 0.2 <= 0.9 * 2.0 over the last five epochs
+    (treatment,) = main.prescribe(still, dict(on_adam, epochs=6))
+    assert treatment["name"] == "12 epochs instead of 6"
+    assert treatment["dosing"] == {"epochs": 12}
+    # Not twice: a dosing already trained longer gets the next row.
+    longer = main.prescribe(falling(2.0, 1.0, 0.5, 0.4, 0.3, 0.2), dict(on_adam, epochs=12))
+    assert names(longer) != ["24 epochs instead of 12"]
+    # Not when the loss has stopped falling: 0.2 > 0.9 * 0.21.
+    flat = main.prescribe(falling(0.21, 0.21, 0.2, 0.2, 0.2, 0.2), dict(on_adam, epochs=6))
+    assert names(flat) != ["12 epochs instead of 6"]
 
 
 def test_a_tried_dosing_is_passed_over():
+    # Adam tried: steady steps on SGD get the least nudge up instead.
     reports = [report(1), report(30, loss=1.2)]
-    first = main.prescribe(reports, dosing())
-    assert names(first) == ["learning rate x 2"]  # steady steps: the least nudge up
-    tried = [dosing(), main.apply_treatments(dosing(), first)]
+    adam = main.apply_treatments(dosing(), main.prescribe(reports, dosing()))
+    tried = [dosing(), adam]
+    first = main.prescribe(reports, dosing(), tried)
+    assert names(first) == ["learning rate x 2"]
+    tried.append(main.apply_treatments(dosing(), first))
     assert names(main.prescribe(reports, dosing(), tried)) == ["learning rate x 0.5"]
 
 

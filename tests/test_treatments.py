@@ -206,3 +206,82 @@ def test_each_activation_gets_its_own_readings_and_n_a_for_the_meaningless():
     leaky.record(trace, grads)
     assert math.isnan(leaky.report()["saturation_rate"][0])
     assert math.isnan(leaky.report()["dead_count"][0])
+
+
+class UpdateMonitor:
+    """Stands in for the ExamMonitor: keeps the updates Adam reports."""
+
+    num_hidden_layers = 1
+
+    def __init__(self):
+        self.updates = []
+
+    def record_update(self, index, update, weights):
+        self.updates.append((index, update, [list(row) for row in weights]))
+
+
+def tiny_adam_case():
+    """A 2-1-2 network with a layer norm, and one step's trace and gradients."""
+    network = [([[0.5, -1.0]], [0.1]), ([[2.0], [-1.0]], [0.0, 0.0])]
+    norms = [([1.0], [0.0])]
+    trace = {"layer_inputs": [[1.0, 2.0], [0.7]], "norm_grads": [([0.25], [-0.5])]}
+    grads = [[0.5], [0.2, -0.4]]
+    return network, norms, trace, grads
+
+
+def test_one_adam_step_moves_each_parameter_as_worked_out_by_hand():
+    # At t = 1, m = 0.1 g and v = 0.001 g^2, so after the bias corrections
+    # m / (1 - 0.9) = g and sqrt(v / (1 - 0.999)) = |g|: each parameter moves
+    # by lr * g / (|g| + 1e-8), lr times the sign of its gradient; a zero
+    # gradient does not move it.
+    network, norms, trace, grads = tiny_adam_case()
+    monitor = UpdateMonitor()
+    step = main.adam(network, norms, None, monitor)
+    step(network, trace, grads, 0.01)
+
+    def moved(p, g):
+        return p - 0.01 * g / (abs(g) + 1e-8)
+
+    # dLoss/dW is grad x^T: layer 1's weights get 0.5 * (1, 2) = (0.5, 1.0).
+    assert network[0][0] == [[pytest.approx(moved(0.5, 0.5), abs=1e-15),
+                              pytest.approx(moved(-1.0, 1.0), abs=1e-15)]]  # fmt: skip
+    assert network[0][1] == [pytest.approx(0.09, abs=1e-9)]  # 0.1 - 0.01, its gradient 0.5
+    assert network[1][0] == [[pytest.approx(1.99, abs=1e-9)], [pytest.approx(-0.99, abs=1e-9)]]
+    assert network[1][1] == [pytest.approx(-0.01, abs=1e-9), pytest.approx(0.01, abs=1e-9)]
+    assert norms == [([pytest.approx(0.99, abs=1e-9)], [pytest.approx(0.01, abs=1e-9)])]
+    # The monitor is told the real update of layer 1's weights, and the
+    # weights before it.
+    [(index, update, before)] = monitor.updates
+    assert index == 0 and before == [[0.5, -1.0]]
+    assert update == [pytest.approx(0.01, abs=1e-9), pytest.approx(0.01, abs=1e-9)]
+
+
+def test_a_few_adam_steps_match_an_independent_recomputation():
+    network, norms, trace, grads = tiny_adam_case()
+    step = main.adam(network, norms, None, UpdateMonitor())
+    # The same parameters, flat, and their gradients, recomputed plainly.
+    params = [0.5, -1.0, 0.1, 2.0, -1.0, 0.0, 0.0, 1.0, 0.0]
+    m, v = [0.0] * len(params), [0.0] * len(params)
+    for t, scale in enumerate([1.0, -0.5, 2.0, 0.25], start=1):
+        g = [scale * grad for grad in (0.5, 1.0, 0.5, 0.14, -0.28, 0.2, -0.4, 0.25, -0.5)]
+        scaled = [[scale * x for x in layer] for layer in grads]
+        norm_grads = [([scale * 0.25], [scale * -0.5])]
+        step(network, {**trace, "norm_grads": norm_grads}, scaled, 0.003)
+        for i, gi in enumerate(g):
+            m[i] = 0.9 * m[i] + (1 - 0.9) * gi
+            v[i] = 0.999 * v[i] + (1 - 0.999) * gi * gi
+            m_hat, v_hat = m[i] / (1 - 0.9**t), v[i] / (1 - 0.999**t)
+            params[i] -= 0.003 * m_hat / (math.sqrt(v_hat) + 1e-8)
+    got = [*network[0][0][0], *network[0][1], *(row[0] for row in network[1][0])]
+    got += [*network[1][1], *norms[0][0], *norms[0][1]]
+    assert got == pytest.approx(params, rel=1e-12, abs=1e-15)
+
+
+def test_an_adam_patient_trains_and_says_so():
+    patient = dict(main.PATIENTS["collapsed"], patient="collapsed", optimizer="adam",
+                   learning_rate=main.ADAM_LEARNING_RATE, epochs=3, network_seed=11)  # fmt: skip
+    samples = main.make_training_data(80, 8, 4, 7)
+    reports, _ = main.examine(patient, samples)
+    assert "adam" in main.describe_dosing(patient)
+    assert all(0.0 < ratio < 1.0 for report in reports for ratio in report["update_ratio"])
+    assert reports[-1]["loss"] < reports[0]["loss"]
