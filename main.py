@@ -941,7 +941,9 @@ def plural(count, noun):
 
 # The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
 # Networks Part 3: Learning and Evaluation"): an update should be about 1e-3
-# of the size of the weights it changes. Two decades either side is far off.
+# of the size of the weights it changes, for a minibatch step. A step of one
+# sample moves more (the healthy patient reads 2e-2 at epoch 1), so the
+# examination warns only two decades either side of it.
 UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
 UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
 
@@ -1122,10 +1124,33 @@ def examination_warnings(report):
         elif ratio < UPDATE_RATIO_LOW:
             text = f"{label}: update/weight ratio {ratio:.2e} (too small)"
             warnings.append(HealthWarning(index + 1, "update too small", text))
+    warnings = [precise(warning, report) for warning in warnings]
     warnings.sort(key=attrgetter("layer"))  # stable: each layer's stay in order
     fitted = report["loss"] < FITTED_LOSS
     counted = [w for w in warnings if not (fitted and w.kind in CALM_WHEN_FITTED)]
     return counted, [w for w in warnings if w not in counted]
+
+
+# The shares flag_issues prints as whole percents, and their limits.
+SHARES = {"dead neurons": DEAD_PERCENT_LIMIT, "saturation": SATURATED_PERCENT_LIMIT}
+
+
+def precise(warning, report):
+    """The warning, but for a share that rounds to its own limit (30.3% of
+    pre-activations past 30%, printed "30%"), with the digits that show it
+    is past it. The lesson's flag_issues keeps the lesson's text."""
+    if warning.kind not in SHARES:
+        return warning
+    index, limit = warning.layer - 1, SHARES[warning.kind]
+    if warning.kind == "dead neurons":
+        percent = 100.0 * report["dead_count"][index] / report["layer_neuron_count"][index]
+    else:
+        percent = 100.0 * report["saturation_rate"][index]
+    if round(percent) != limit:
+        return warning
+    digits = next(digits for digits in range(1, 17) if round(percent, digits) != limit)
+    text = warning.text.replace(f"{percent:.0f}%", f"{percent:.{digits}f}%", 1)
+    return warning._replace(text=text)
 
 
 # ----------------------------------------------------------------------------
@@ -1188,7 +1213,8 @@ def update_ratio_lines(report):
         f"{index + 1}: {readable(ratio, '.1e')}"
         for index, ratio in enumerate(report["update_ratio"])
     )
-    return [f"update/weight ratio per layer (rule of thumb ~1e-3): {ratios}"]
+    limits = f"warns below {UPDATE_RATIO_LOW:g} or above {UPDATE_RATIO_HIGH:g}"
+    return [f"update/weight ratio per layer ({limits}): {ratios}"]
 
 
 def timing_line(training, readings, ratio):
@@ -1245,6 +1271,11 @@ def trend_lines(reports, charset, not_applicable=()):
         f"trends over {plural(len(reports), 'epoch')} (one column per epoch; "
         f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
     ]
+    losses = [report["loss"] for report in reports]
+    positive = [loss for loss in losses if math.isfinite(loss) and loss > 0.0] or [1.0]
+    low, high = min(positive), max(positive)
+    lines.append(f"  loss, the temperature (log scale, {low:.1e} .. {high:.1e})")
+    lines.append(f"    all layers {sparkline(losses, low, high, True, charset)}")
     layer_count = len(reports[0]["activation_std"])
     for key, title, log_scale, per_neuron in TRENDS:
         if key in not_applicable:
@@ -1368,6 +1399,8 @@ def change(start, end):
         return "cannot be compared (n/a)"
     if end == 0.0:
         return "falls to 0"
+    if abs(end / start - 1.0) < 0.005:
+        return "stays the same"
     if start >= end:
         return f"shrinks {start / end:.3g}x"
     return f"grows {end / start:.3g}x"
@@ -1892,6 +1925,8 @@ EXPERIMENTS = {
         layer_widths=[32] * 6 + [4],  # 32 features, 5 hidden layers of 32, 4 classes
         sample_count=200,
         inits=("standard", "xavier"),
+        standardize=True,  # as the paper did: each feature to mean 0 and variance 1
+        networks=1,
         epochs=0,
         learning_rate=None,
         paper="Glorot and Bengio (2010), Sec. 4.2: with the standard initialization, "
@@ -1905,6 +1940,11 @@ EXPERIMENTS = {
         layer_widths=[8] + [16] * 30 + [4],  # the toy task, 30 hidden layers of 16
         sample_count=80,
         inits=("xavier", "kaiming"),
+        standardize=False,
+        # Theory speaks of the expected variance. At width 16 each layer's
+        # variance ratio scatters around it, and over 30 layers the scatter
+        # compounds: one network is one draw, the mean over several is theory's.
+        networks=10,
         epochs=10,
         learning_rate=0.005,
         paper="He et al. (2015), Sec. 2.2 and Fig. 3: a 30-layer ReLU network with Xavier "
@@ -1920,10 +1960,15 @@ def measure_experiment(name, data_seed, network_seed):
     experiment = EXPERIMENTS[name]
     widths = experiment["layer_widths"]
     samples = make_training_data(experiment["sample_count"], widths[0], widths[-1], data_seed)
+    if experiment["standardize"]:
+        samples = standardized(samples)
     measured = dict(name=name, data_seed=data_seed, network_seed=network_seed, losses={})
     measured["at_init"] = {
         init: measure_at_init(experiment, init, samples, network_seed)
         for init in experiment["inits"]
+    }
+    measured["over_networks"] = {
+        init: over_networks(experiment, init, samples, network_seed) for init in experiment["inits"]
     }
     for init in experiment["inits"] if experiment["epochs"] else ():
         dosing = dict(
@@ -1963,6 +2008,33 @@ def measure_at_init(experiment, init_mode, samples, network_seed):
         mean_square(output_grads),
     )
     return report, pre_stds, predicted_pre, predicted_grad
+
+
+def standardized(samples):
+    """The samples with each feature shifted and scaled to mean 0, variance 1."""
+    columns = [mean_and_std(list(column)) for column in zip(*(x for x, _ in samples))]
+    return [([(v - m) / s for v, (m, s) in zip(x, columns)], target) for x, target in samples]
+
+
+def over_networks(experiment, init_mode, samples, network_seed):
+    """Each hidden layer's pre-activation std as the root of its variance's
+    mean over experiment["networks"] networks (seeds network_seed + k), and
+    what theory predicts for it from the input alone: the variance law
+    applied layer after layer, Var(z_l) = gain * fan_in * Var(W) * Var(z_l-1)."""
+    count = experiment["networks"]
+    variances = [
+        [std * std for std in measure_at_init(experiment, init_mode, samples, network_seed + k)[1]]
+        for k in range(count)
+    ]
+    measured = [math.sqrt(exact_sum(list(layer)) / count) for layer in zip(*variances)]
+    widths, gain = experiment["layer_widths"], LINEAR_REGIME_GAIN[experiment["activation"]]
+    variance, theory = mean_square([value for features, _ in samples for value in features]), []
+    for layer, (fan_in, fan_out) in enumerate(pairwise(widths[:-1])):
+        variance *= (
+            (gain if layer else 1.0) * fan_in * init_std(fan_in, fan_out, init_mode, None) ** 2
+        )
+        theory.append(math.sqrt(variance))
+    return measured, theory
 
 
 def mean_square(values):
@@ -2024,14 +2096,23 @@ def print_experiment(measured):
             f"\n{init_mode} init, at initialization: in theory each layer multiplies the "
             f"variance by {factor:.2f}"
         )
-        print("layer |  act std |  pre std |   theory |  grad std |    theory")
+        averaged, from_input = measured["over_networks"][init_mode]
+        many = experiment["networks"] > 1
+        header = "layer |  act std |  pre std |   theory |  grad std |    theory"
+        if many:
+            header += f" | pre std, {experiment['networks']} nets | theory from input"
+        print(header)
         for index, pre_std in enumerate(pre_stds):
-            print(
+            row = (
                 f"{index + 1:>5} | {readable(report['activation_std'][index], '8.2e')} | "
                 f"{readable(pre_std, '8.2e')} | {readable(predicted_pre[index], '8.2e')} | "
                 f"{readable(report['gradient_std'][index], '9.2e')} | "
                 f"{readable(predicted_grad[index], '9.2e')}"
             )
+            if many:
+                row += f" | {readable(averaged[index], '16.2e')}"
+                row += f" | {readable(from_input[index], '17.2e')}"
+            print(row)
     print()
     losses = measured["losses"]
     if losses:
@@ -2058,6 +2139,14 @@ def experiment_finding(experiment, measured):
             f"{init_mode}: activation std {activations} from layer 1 to {last}, "
             f"gradient std {gradients} from layer {last} down to 1"
         )
+        if experiment["networks"] > 1:
+            averaged, from_input = measured["over_networks"][init_mode]
+            theory = change(from_input[0], from_input[-1])
+            part += (
+                f" in this one network; the mean variance over {experiment['networks']} "
+                f"networks, what theory speaks of, gives a pre-activation std that "
+                f"{change(averaged[0], averaged[-1])} (theory: {theory})"
+            )
         losses = measured["losses"].get(init_mode)
         if losses:
             learned = losses[-1] < LEARNS_BELOW * math.log(experiment["layer_widths"][-1])
@@ -2065,6 +2154,12 @@ def experiment_finding(experiment, measured):
                 "it learns" if learned else "it does not learn"
             )
         parts.append(part)
+    (first, (one, *_)), (second, (other, *_)) = measured["at_init"].items()
+    spread = [report["activation_std"][0] / report["activation_std"][-1] for report in (one, other)]
+    parts.append(
+        f"{second} against {first}: the activation std shrinks {spread[0] / spread[1]:.3g}x "
+        "less over the layers"
+    )
     return "finding: " + "; ".join(parts) + "."
 
 
@@ -2659,9 +2754,8 @@ def build_parser():
     parser = OneLineParser(
         prog="main.py",
         allow_abbrev=False,
-        description="With no flags, or only seeds and size, the lesson's run. Any other flag "
-        "gets the full examination of each --patient (default: healthy and sick, or a custom "
-        "patient made of dosing flags alone).",
+        description="No flag, or only seeds and size: the lesson's run. Any other: the full "
+        "examination of each --patient (default: healthy and sick).",
     )
     groups = [parser.add_argument_group(title) for title in ("dosing", "seeds and size", "views")]
     dosing, seeds, view = groups
@@ -2669,8 +2763,7 @@ def build_parser():
     flags = [
         parser.add_argument("--patient", action="append", choices=PATIENTS, metavar="NAME",
             help=f"examine this patient (repeatable): {', '.join(PATIENTS)}"),
-        parser.add_argument("--list-patients", action="store_true",
-            help="list the patients, their dosing and disease"),
+        parser.add_argument("--list-patients", action="store_true", help="list the patients"),
         dosing.add_argument("--init", choices=("kaiming", "xavier", "standard", "bad"),
             metavar="MODE", help="kaiming, xavier, standard or bad (with --scale)"),
         dosing.add_argument("--scale", type=above_zero, metavar="STD",
@@ -2683,7 +2776,7 @@ def build_parser():
         dosing.add_argument("--activation", choices=ACTIVATIONS, metavar="NAME",
             help=", ".join(ACTIVATIONS)),
         dosing.add_argument("--norm", choices=("none", "layer"), metavar="KIND",
-            help="none, or layer: layer norm before each hidden activation"),
+            help="none, or layer: a layer norm before each activation"),
         dosing.add_argument("--clip", type=above_zero, metavar="MAX_NORM",
             help="clip each step's gradient to this global norm"),
         dosing.add_argument("--optimizer", choices=("sgd", "adam"), metavar="NAME",
@@ -2704,14 +2797,14 @@ def build_parser():
             help="seconds spent training and monitoring"),
         view.add_argument("--json", metavar="PATH", help="also write every report to PATH"),
         view.add_argument("--html", metavar="PATH",
-            help="also draw every chart in one page at PATH, to open in a browser"),
+            help="also draw every chart in a page at PATH, for a browser"),
         modes.add_argument("--treat", action="store_true",
             help=f"prescribe, treat, examine again, up to {TREATMENT_ROUNDS} rounds"),
         modes.add_argument("--seeds", type=whole_number(1, MAX_SEED_PAIRS), metavar="N",
-            help="N seed pairs, summed up: a disease of the dose or of the seed?"),
+            help="N seed pairs: a disease of the dose or of the seed?"),
         modes.add_argument("--experiment", choices=EXPERIMENTS, metavar="NAME",
-            help="glorot-bengio: each layer's readings at init beside theory; he: that, "
-            "then training"),
+            help="readings at init beside theory: glorot-bengio (5 tanh layers, standard "
+            "vs Xavier init), he (30 ReLU layers, Xavier vs Kaiming; then trains)"),
     ]  # fmt: skip
     parser.allowed = {
         action.option_strings[0]: getattr(action.type, "allowed", f"one of {action.metavar}")

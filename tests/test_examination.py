@@ -183,8 +183,12 @@ def test_trends_and_heatmap_have_one_column_per_epoch(dead_reports):
     labels = main.ACTIVATIONS["relu"]["labels"]
     for charset in ("unicode", "ascii"):
         trend_rows = [line for line in main.trend_lines(dead_reports, charset) if "layer" in line]
-        assert len(trend_rows) == 5 * 4  # five readings, four layers
+        assert len(trend_rows) == 1 + 5 * 4  # the loss, then five readings of four layers
+        assert trend_rows[0].startswith("    all layers ")
         assert all(len(line.split()[-1]) == len(dead_reports) for line in trend_rows)
+        losses = [report["loss"] for report in dead_reports]
+        marks = trend_rows[0].split()[-1]
+        assert marks[losses.index(max(losses))] == main.SPARK_LEVELS[charset][-1]
         heat_rows = [
             line for line in main.histogram_heatmap(dead_reports, charset, labels) if "|" in line
         ]

@@ -92,9 +92,29 @@ def test_he_xavier_does_not_learn_and_kaiming_does(he, capsys):
     assert [len(losses) for losses in he["losses"].values()] == [10, 10]
     main.print_experiment(he)
     finding = next(line for line in capsys.readouterr().out.splitlines() if "finding" in line)
-    xavier, kaiming = finding.split("; kaiming")
+    xavier, kaiming, comparison = finding.split("; kaiming")
     assert xavier.endswith("it does not learn")
-    assert kaiming.endswith("it learns.")
+    assert kaiming.endswith("it learns")
+    assert comparison.startswith(" against xavier: the activation std shrinks ")
+
+
+def test_he_averages_the_variance_over_networks_beside_theory_from_the_input(he):
+    averaged, from_input = he["over_networks"]["kaiming"]
+    assert len(averaged) == len(from_input) == 30
+    # Kaiming's factor is 1: theory from the input is the same at every layer.
+    assert max(from_input) == pytest.approx(min(from_input), rel=1e-12)
+    assert averaged[0] == pytest.approx(from_input[0], rel=0.1)  # layer 1: the law holds
+    # Xavier halves the variance at each ReLU layer, in theory and over networks.
+    averaged, from_input = he["over_networks"]["xavier"]
+    assert from_input[-1] / from_input[0] == pytest.approx(0.5**14.5, rel=1e-9)
+    assert averaged[-1] < 1e-3 * averaged[0]
+
+
+def test_glorot_bengio_feeds_standardized_inputs():
+    samples = main.make_training_data(200, 32, 4, 7)
+    for column in zip(*(features for features, _ in main.standardized(samples))):
+        mean, std = main.mean_and_std(list(column))
+        assert abs(mean) < 1e-12 and std == pytest.approx(1.0, rel=1e-12)
 
 
 def test_experiment_json_has_one_record_per_init_and_layer(glorot_bengio, tmp_path, capsys):
