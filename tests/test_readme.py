@@ -104,3 +104,15 @@ def test_the_prescription_table_is_the_code_table():
 def test_every_condition_and_treatment_is_explained():
     for name in [*main.CONDITIONS, *main.TREATMENTS]:
         assert f"| `{name}` |" in README or f"`{name}`, " in README, name
+
+
+def test_the_lesson_map_names_functions_of_the_lessons_part():
+    """Every name in the README's map from the lesson to main.py is defined
+    in main.py before the 'Beyond the lesson' banner."""
+    source = (ROOT / "main.py").read_text(encoding="utf-8")
+    lesson_part = source[: source.index("\n# Beyond the lesson")]
+    table = README[README.index("| the lesson | in main.py |") :].split("\n\n")[0]
+    names = re.findall(r"`(\w+)`", table)
+    assert len(names) >= 10
+    for name in names:
+        assert re.search(rf"^(def |class ){name}\b|^{name} = ", lesson_part, re.MULTILINE), name
