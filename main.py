@@ -2256,7 +2256,8 @@ def chart(
     it tinted. marks: (x, label) vertical lines. x_labels: the names of x =
     0, 1, 2, ... on a categorical axis."""
     ys = [y for _, line, _ in series for _, y in line if drawable(y, log_y)]
-    ys += [value for value, _ in limits]
+    for value, beyond in limits:  # on a log axis, a decade beyond: the tinted region shows
+        ys.append(value * 10.0 if log_y and beyond == "above" else value / 10.0 if log_y else value)
     low, high = y_range or (min(ys, default=1.0), max(ys, default=1.0))
     low, high = (min(low, 0.0), max(high, 1e-12)) if not log_y else (low, max(high, low * 1.01))
     low, high, y_ticks = axis(low, high, log_y)
