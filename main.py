@@ -6,11 +6,11 @@ learning rate 0.05) and a sick one (oversized init, learning rate 0.8), and
 every 10 epochs prints each hidden layer's six readings and the warnings they
 trip, with a histogram of its activations at the last epoch.
 
-    python main.py                           the lesson's two patients
-    python main.py --patient dead --treat    one patient's examination, then a cure
-    python main.py --patient dead --html dead.html    ... as charts, to open in a browser
-    python main.py --help                    everything else
-    python -m pytest                         the tests
+    python main.py                                  the lesson's two patients
+    python main.py --patient dead --treat           an examination, then a cure
+    python main.py --patient dead --html dead.html  ... as charts, for a browser
+    python main.py --help                           everything else
+    python -m pytest                                the tests
 
 Pure Python, standard library only. The first part is the lesson's code, in
 the lesson's order; everything after the "Beyond the lesson" banner extends it
@@ -19,11 +19,12 @@ from below, so a reader beside the lesson can stop there.
 Contents
   The lesson: list math; data and network; the diagnostic forward pass,
     backprop and SGD; the monitor; the flag function; the chart; training.
-  Beyond the lesson: treatments; the patients; the examination's monitor and
-    warnings; one examination, measured then printed; prescribe, treat and
-    prove the cure; seeds or dose, on every core; the founding experiments
-    (Glorot and Bengio 2010, He et al. 2015); pictures (--html: one page of
-    SVG charts); JSON export; the command line.
+  Beyond the lesson: treatments (other activations, layer norm, clipping,
+    Adam); the patients; the examination's monitor and warnings; one
+    examination, measured then printed; prescribe, treat and prove the cure;
+    seeds or dose, on every core; the founding experiments (Glorot and Bengio
+    2010, He et al. 2015); pictures (--html: one page of SVG charts); JSON
+    export; the command line.
 """
 
 import math
