@@ -1898,7 +1898,8 @@ def work_on(function, items, connection):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for stop in STOPS[1:]:
         signal.signal(stop, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+    if hasattr(signal, "pthread_sigmask"):  # let through the stops held while we started
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     for index in iter(connection.recv, None):
         connection.send((index, function(items[index])))
     connection.close()
@@ -3029,7 +3030,11 @@ def stop_like_ctrl_c(signum, frame):
 
 @contextlib.contextmanager
 def stops_held():
-    """A with block in which a stop waits (pending) until the block ends."""
+    """A with block in which a stop waits (pending) until the block ends
+    (where signals can be held at all: Windows cannot)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         yield
