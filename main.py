@@ -1,37 +1,26 @@
 """Training health monitor: read a network's chart, not only its temperature.
 
-The runnable companion to the lesson "Activation and Gradient Health". It trains
-two small list-based networks on one toy task, a healthy patient (Kaiming init,
-learning rate 0.05) and a sick one (oversized init, learning rate 0.8), and
-every 10 epochs prints each hidden layer's six readings and the warnings they
-trip, with a histogram of its activations at the last epoch.
+The runnable companion to the lesson "Activation and Gradient Health": it trains a
+healthy and a sick list-based network on one toy task, and every 10 epochs prints
+each hidden layer's six readings and the warnings they trip.
 
-    python main.py                                  the lesson's two patients
-    python main.py --patient dead --treat           an examination, then a cure
-    python main.py --patient dead --html dead.html  ... as charts, for a browser
-    python main.py --help                           everything else
-    python -m pytest                                the tests
+    python main.py                  the lesson's run (the same as: python main.py lesson)
+    python main.py examine dead     a patient's examination (--help: every command)
+    python -m pytest                the tests
 
-Pure Python, standard library only. The first part is the lesson's code, in
-the lesson's order; everything after the "Beyond the lesson" banner extends it
-from below, so a reader beside the lesson can stop there.
-
-Contents
-  The lesson: list math; data and network; the diagnostic forward pass,
-    backprop and SGD; the monitor; the flag function; the chart; training.
-  Beyond the lesson: treatments (other activations, layer norm, clipping,
-    Adam); the patients; the examination's monitor and warnings; one
-    examination, measured then printed; prescribe, treat and prove the cure;
-    seeds or dose, on every core; the founding experiments (Glorot and Bengio
-    2010, He et al. 2015); pictures (--html: one page of SVG charts); JSON
-    export; the command line.
+Pure Python, standard library only. Contents: the lesson's code in the lesson's order
+(list math; data and network; forward pass, backprop and SGD; the monitor; the flag
+function; the chart; training). Then, beyond the lesson and extending it from below:
+dosings (activations, layer norm, clipping, Adam); the patients; the examination;
+prescribe, treat and prove the cure; seeds on every core; the founding experiments
+(Glorot and Bengio 2010, He et al. 2015); the page of SVG charts; JSON export; the
+command line.
 """
 
 import math
 import random
 from bisect import bisect_right
 from collections import namedtuple
-from functools import reduce
 from itertools import pairwise
 from operator import add, mul
 
@@ -53,8 +42,7 @@ COLLAPSED_ACT_STD = 1e-3  # the layer gives (nearly) the same output for every i
 # then one bucket per decade up to the cap, so a healthy layer (values ~0.1-10)
 # and an exploded one (values ~1e5-1e6) land on the same fixed axis.
 HISTOGRAM_EDGES = (0.0, 1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5)
-HISTOGRAM_LABELS = ["= 0"] + [f"<= {edge:g}" for edge in HISTOGRAM_EDGES[1:]]
-HISTOGRAM_LABELS.append(f"> {HISTOGRAM_EDGES[-1]:g}")
+HISTOGRAM_LABELS = ["= 0", *(f"<= {edge:g}" for edge in HISTOGRAM_EDGES[1:]), "> 100000"]
 
 CLUSTER_SPREAD = 1.0  # std of the class centres; each sample adds unit noise
 
@@ -62,25 +50,13 @@ HealthReport = dict[str, list[float] | list[list[float]] | list[int] | int]
 
 
 # ----------------------------------------------------------------------------
-# List math
-
-
-def exact_sum(values):
-    """Sum floats exactly rounded, so every Python prints the same digits (3.12
-    changed sum()). fsum raises where plain arithmetic gives inf or NaN (a
-    diverged network): then add left to right and let the inf/NaN show."""
-    try:
-        return math.fsum(values)
-    except (OverflowError, ValueError):
-        return reduce(add, values, 0.0)
+# List math. Sums are math.fsum, exactly rounded, so every Python from 3.10 to
+# 3.13 prints the same digits (3.12 changed how sum() rounds).
 
 
 def matvec(weights, vector):
     """Multiply a matrix (a list of rows) by a vector."""
-    try:
-        return [math.fsum(map(mul, row, vector)) for row in weights]
-    except (OverflowError, ValueError):  # see exact_sum
-        return [exact_sum(list(map(mul, row, vector))) for row in weights]
+    return [math.fsum(map(mul, row, vector)) for row in weights]
 
 
 def add_vectors(left, right):
@@ -92,36 +68,29 @@ def softmax(logits):
     # even for logits of 1e6.
     top = max(logits)
     exps = [math.exp(value - top) for value in logits]
-    total = exact_sum(exps)
+    total = math.fsum(exps)
     return [value / total for value in exps]
 
 
 def cross_entropy(logits, target_class):
     """-log softmax(logits)[target_class], via log-sum-exp: finite for huge logits."""
     top = max(logits)
-    log_total = math.log(exact_sum([math.exp(value - top) for value in logits]))
+    log_total = math.log(math.fsum([math.exp(value - top) for value in logits]))
     return top + log_total - logits[target_class]
 
 
 def safe_relu(value):
-    # ReLU, clamped at RELU_CAP. The NaN of a diverged network passes through
-    # (it is neither <= 0 nor > RELU_CAP).
+    # ReLU, clamped at RELU_CAP. The NaN of a diverged network passes through.
     if value <= 0.0:
         return 0.0
     return RELU_CAP if value > RELU_CAP else value
 
 
 def mean_and_std(values):
-    """Mean and population std (NaN for no values), in two passes so a large
-    mean cannot cancel a small spread. math.dist takes the root of the summed
-    squared deviations in C, scaling so huge squares cannot overflow."""
+    """Mean and population std (NaN for none), in two passes: a big mean can't cancel the spread."""
     if not values:
         return math.nan, math.nan
-    centre = exact_sum(values) / len(values)
-    if math.isinf(centre) and all(map(math.isfinite, values)):
-        # Finite values whose sum overflows: average them scaled down.
-        scale = max(map(abs, values))
-        centre = exact_sum([value / scale for value in values]) / len(values) * scale
+    centre = math.fsum(values) / len(values)
     return centre, math.dist(values, [centre] * len(values)) / math.sqrt(len(values))
 
 
@@ -130,22 +99,22 @@ def mean_and_std(values):
 
 
 def make_training_data(sample_count, feature_count, class_count, seed):
-    """A seeded toy task: (features, class_index) pairs, one Gaussian cluster
-    per class (centres of std CLUSTER_SPREAD, unit noise), classes in turn."""
+    """A seeded toy task: (features, class_index) pairs, one Gaussian cluster per class."""
     rng = random.Random(seed)
     centres = [
         [rng.gauss(0.0, CLUSTER_SPREAD) for _ in range(feature_count)] for _ in range(class_count)
     ]
-    samples = []
-    for index in range(sample_count):
-        class_index = index % class_count
-        samples.append(([rng.gauss(centre, 1.0) for centre in centres[class_index]], class_index))
-    return samples
+    classes = [index % class_count for index in range(sample_count)]  # the classes in turn
+    return [([rng.gauss(centre, 1.0) for centre in centres[k]], k) for k in classes]
+
+
+# A weight std per init mode, from a layer's fan_in and fan_out. Kaiming (He et
+# al. 2015) keeps a ReLU layer's variance steady; "bad" has no std of its own.
+INIT_STDS = {"kaiming": lambda fan_in, fan_out: math.sqrt(2.0 / fan_in)}
 
 
 def init_network(layer_widths, init_mode, weight_scale_override, seed):
-    """Random weights and zero biases: a list of (weights, biases) per layer,
-    weights being fan_out rows of fan_in floats of std init_std(...)."""
+    """Random weights and zero biases: a (weights, biases) pair per layer, W as fan_out rows."""
     rng = random.Random(seed)
     network = []
     for fan_in, fan_out in pairwise(layer_widths):
@@ -156,17 +125,9 @@ def init_network(layer_widths, init_mode, weight_scale_override, seed):
 
 
 def init_std(fan_in, fan_out, init_mode, weight_scale_override):
-    """The weight std of one layer; a weight_scale_override replaces any mode's
-    ("bad" has none of its own)."""
-    if weight_scale_override is not None:
-        return weight_scale_override
-    if init_mode == "kaiming":  # keeps a ReLU layer's variance steady
-        return math.sqrt(2.0 / fan_in)
-    if init_mode == "xavier":  # Glorot and Bengio's, for tanh
-        return math.sqrt(2.0 / (fan_in + fan_out))
-    if init_mode == "standard":  # the uniform +-1/sqrt(fan_in) they call standard
-        return math.sqrt(1.0 / (3.0 * fan_in))
-    raise ValueError(f"init_mode {init_mode!r} needs a weight_scale_override")
+    """One layer's weight std: weight_scale_override if given, else its init mode's."""
+    override = weight_scale_override
+    return INIT_STDS[init_mode](fan_in, fan_out) if override is None else override
 
 
 # ----------------------------------------------------------------------------
@@ -196,11 +157,24 @@ def forward_with_trace(network, inputs):
     }
 
 
-def backward(network, trace, target_class, layer_backward=None):
-    """dLoss/d(pre-activation) of every layer for one sample's traced pass. As
-    pre = W x + b, these are the bias gradients, and dLoss/dW = grad x^T.
-    layer_backward takes a gradient down one layer (the lesson's: ReLU)."""
-    layer_backward = layer_backward or relu_backward
+def relu_backward(weights, grad, trace, layer_index):
+    """The gradient one layer down: (W^T grad) times ReLU's derivative there."""
+    below = trace["pre_activations"][layer_index - 1]
+    # ReLU' is 0 where a neuron was off (pre <= 0): its entry of W^T grad is never
+    # summed, nor a row whose grad is 0. Above RELU_CAP it is 1: the cap only keeps values finite.
+    rows = [i for i, g in enumerate(grad) if g != 0.0]
+    if not rows:
+        return [0.0] * len(below)
+    weights_t = list(zip(*[weights[i] for i in rows]))  # W^T, its columns where grad != 0
+    live_grad = [grad[i] for i in rows]
+    return [
+        math.fsum(map(mul, weights_t[j], live_grad)) if value > 0.0 else 0.0
+        for j, value in enumerate(below)
+    ]
+
+
+def backward(network, trace, target_class, layer_backward=relu_backward):
+    """dLoss/d(pre-activation) of every layer for one traced sample (also the bias gradients)."""
     probabilities = trace["post_activations"][-1]
     # Softmax followed by cross-entropy has the famously simple gradient p - y.
     grad = [p - (1.0 if index == target_class else 0.0) for index, p in enumerate(probabilities)]
@@ -211,37 +185,8 @@ def backward(network, trace, target_class, layer_backward=None):
     return grads[::-1]
 
 
-def relu_backward(weights, grad, trace, layer_index):
-    """dLoss/d(pre-activation) below: W^T grad, times ReLU's derivative there
-    (0 for an unit that was off, whose column is not summed; 1 otherwise, also
-    above RELU_CAP, which only keeps forward values finite: that is what lets
-    the sick patient's exploded layers be pushed down until they die)."""
-    below = trace["pre_activations"][layer_index - 1]
-    live = [j for j, value in enumerate(below) if value > 0.0]
-    result = [0.0] * len(below)
-    for j, total in zip(live, column_sums(weights, grad, trace, layer_index, live)):
-        result[j] = total
-    return result
-
-
-def column_sums(weights, grad, trace, layer_index, columns):
-    """(W^T grad)[j] for each j in columns. A row whose gradient is exactly 0
-    adds 0 and is left out, unless its pre-activation is not finite: the mark
-    of an inf or NaN weight, whose 0 * inf = NaN plain backprop would spread."""
-    pre = trace["pre_activations"][layer_index]
-    rows = [
-        i for i, (g, value) in enumerate(zip(grad, pre)) if g != 0.0 or not math.isfinite(value)
-    ]
-    if not rows:
-        return [0.0] * len(columns)
-    transposed = list(zip(*[weights[i] for i in rows]))
-    return matvec([transposed[j] for j in columns], [grad[i] for i in rows])
-
-
 def sgd_step(network, trace, pre_activation_grads, learning_rate):
-    """One SGD step in place. Row i of dLoss/dW is grad_i * x, so row i of W
-    moves by -learning_rate * grad_i * x and its bias by -learning_rate *
-    grad_i; a neuron that was off (grad_i = 0) is skipped."""
+    """One SGD step in place: dLoss/dW = grad x^T, so row i of W moves by -lr * grad_i * x."""
     for (weights, biases), grad, layer_input in zip(
         network, pre_activation_grads, trace["layer_inputs"]
     ):
@@ -269,8 +214,7 @@ class TrainingMonitor:
         self.pre_activations_per_layer = [[] for _ in hidden]
         self.post_activations_per_layer = [[] for _ in hidden]
         self.grad_pre_per_layer = [[] for _ in hidden]
-        # Each neuron's running maximum starts below any output: a neuron whose
-        # outputs were all NaN (a diverged network) has none, and is not dead.
+        # Below any output: a neuron whose outputs were all NaN is not counted dead.
         self.neuron_max_per_layer = [[-math.inf] * width for width in self.layer_widths[1:-1]]
 
     def record(self, trace, pre_activation_grads):
@@ -286,62 +230,43 @@ class TrainingMonitor:
                     self.neuron_max_per_layer[layer_index][neuron_index] = value
 
     def report(self) -> HealthReport:
-        """One summary number (or histogram) per hidden layer, taken over its
-        finite values: one inf or NaN of a diverged network would spoil them."""
-        report = {key: [] for key in REPORT_KEYS}
-        for layer_index, width in enumerate(self.layer_widths[1:-1]):
-            post = finite(self.post_activations_per_layer[layer_index])
-            grads = finite(self.grad_pre_per_layer[layer_index])
-            activation_mean, activation_std = mean_and_std(post)
-            report["activation_mean"].append(activation_mean)
-            report["activation_std"].append(activation_std)
-            report["gradient_std"].append(mean_and_std(grads)[1])
-            report["gradient_max"].append(largest_size(grads))
-            # A ReLU output is never below 0: a maximum of 0 means it never fired.
-            peaks = self.neuron_max_per_layer[layer_index]
-            report["dead_count"].append(sum(1 for peak in peaks if peak == 0.0))
-            pre = finite(self.pre_activations_per_layer[layer_index])
-            report["saturation_rate"].append(saturation_rate(pre))
-            report["layer_neuron_count"].append(width)
-            report["histogram"].append(histogram(post))
-        return report
-
-
-REPORT_KEYS = ["activation_mean", "activation_std", "gradient_std", "gradient_max", "dead_count"]
-REPORT_KEYS += ["saturation_rate", "layer_neuron_count", "histogram"]
-
-
-def finite(values):
-    """The finite values, in order. One inf or NaN spoils the sum, so a finite
-    sum means the list is its own answer: three times as fast as filtering."""
-    if math.isfinite(sum(values)):
-        return values
-    return list(filter(math.isfinite, values))
+        """One summary number (or histogram) per hidden layer."""
+        stats = [mean_and_std(post) for post in self.post_activations_per_layer]
+        return {
+            "activation_mean": [mean for mean, _ in stats],
+            "activation_std": [std for _, std in stats],
+            "gradient_std": [mean_and_std(grads)[1] for grads in self.grad_pre_per_layer],
+            "gradient_max": [largest_size(grads) for grads in self.grad_pre_per_layer],
+            # A ReLU output is never below 0: a neuron whose maximum is 0 never fired.
+            "dead_count": [peaks.count(0.0) for peaks in self.neuron_max_per_layer],
+            "saturation_rate": [saturation_rate(pre) for pre in self.pre_activations_per_layer],
+            "layer_neuron_count": self.layer_widths[1:-1],
+            "histogram": [histogram(post) for post in self.post_activations_per_layer],
+        }
 
 
 def largest_size(values):
-    """The largest |value|, NaN for no values: it is one of the two extremes."""
+    """The largest |value| (NaN for no values): it is one of the two extremes."""
     return max(abs(max(values)), abs(min(values))) if values else math.nan
 
 
 def saturation_rate(values):
-    """Share of values beyond +-SATURATION_LIMIT; NaN if there are none."""
+    """Share of values beyond +-SATURATION_LIMIT (NaN for no values)."""
     if not values:
         return math.nan
     return len([value for value in values if abs(value) > SATURATION_LIMIT]) / len(values)
 
 
 def histogram(values, edges=HISTOGRAM_EDGES):
-    """Count values per bucket (<= each edge, then above the last): sorted
-    once, the count at or below each edge is one bisection."""
+    """Count values per bucket (<= each edge, then above the last), by bisection."""
     ordered = sorted(values)
-    at_or_below = [bisect_right(ordered, edge) for edge in edges]
-    at_or_below.append(len(ordered))
+    at_or_below = [*(bisect_right(ordered, edge) for edge in edges), len(ordered)]
     return [high - low for low, high in zip([0, *at_or_below], at_or_below)]
 
 
 # ----------------------------------------------------------------------------
 # The flag function: the report in English
+
 
 # A warning is data: the layer it names (from 1), the kind of disease, and
 # the sentence the chart prints.
@@ -384,8 +309,21 @@ def flag_issues(report):
 # The chart
 
 
+def table_lines(header, rows, widths=(), align=">", rule=False):
+    """Rows joined by " | ", each column as wide as its widest cell or its minimum width."""
+    minimums = [*widths, *[0] * len(header)]
+    widths = [max(low, *map(len, column)) for column, low in zip(zip(header, *rows), minimums)]
+    aligns = align if len(align) > 1 else align * len(widths)
+    lines = [header, *([["-" * width for width in widths]] if rule else []), *rows]
+    padded = [
+        [f"{cell:{side}{width}}" for cell, side, width in zip(line, aligns, widths)]
+        for line in lines
+    ]
+    return [" | ".join(cells).rstrip() for cells in padded]
+
+
 def readable(value, spec):
-    # A layer with no finite values to reduce has NaN statistics: say so plainly.
+    # A reading with no value (NaN: nothing finite to reduce) says so plainly.
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
@@ -399,38 +337,35 @@ def format_activation(value):
 
 def format_loss(value):
     # Four decimals for a loss that means something; scientific for an exploded
-    # one or one too small for four decimals; NaN, the loss of a diverged
-    # network, said as such.
+    # one or one too small for four decimals.
     if math.isnan(value):
         return "NaN"
     return format(value, ".4f" if 1e-4 <= abs(value) < 1e4 or value == 0.0 else ".3e")
 
 
+HEALTH_HEADER = ["layer", "act mean", "act std", "grad std", "max grad", "dead", "sat %"]
+
+
 def health_table(report):
-    """The lesson's per-layer table. The dead column is 5 wide, as in the
-    lesson, unless a count like 1000/1000 needs more."""
-    deads = [dead_text(report, index) for index in range(len(report["dead_count"]))]
-    dead_width = max([5, *map(len, deads)])
-    lines = [
-        f"layer |  act mean |  act std |  grad std |  max grad | {'dead':>{dead_width}} | sat %",
-        f"----- | --------- | -------- | --------- | --------- | {'-' * dead_width} | -----",
-    ]
-    for index, dead in enumerate(deads):
-        saturation = readable(report["saturation_rate"][index], ".0%")
-        lines.append(
-            f"{index + 1:>5} | {format_activation(report['activation_mean'][index]):>9} | "
-            f"{format_activation(report['activation_std'][index]):>8} | "
-            f"{readable(report['gradient_std'][index], '.2e'):>9} | "
-            f"{readable(report['gradient_max'][index], '.2e'):>9} | "
-            f"{dead:>{dead_width}} | {saturation:>5}"
-        )
-    return lines
+    """The lesson's per-layer table."""
+    return table_lines(HEALTH_HEADER, health_rows(report), widths=(5, 9, 8, 9, 9, 5, 5), rule=True)
 
 
-def dead_text(report, index):
-    # A reading with no value (NaN) says n/a, like readable().
-    dead = report["dead_count"][index]
-    return "n/a" if math.isnan(dead) else f"{dead}/{report['layer_neuron_count'][index]}"
+def health_rows(report):
+    """One row of the table's cells per hidden layer."""
+    cells = zip(
+        map(format_activation, report["activation_mean"]),
+        map(format_activation, report["activation_std"]),
+        [readable(value, ".2e") for value in report["gradient_std"]],
+        [readable(value, ".2e") for value in report["gradient_max"]],
+        map(dead_text, report["dead_count"], report["layer_neuron_count"]),
+        [readable(value, ".0%") for value in report["saturation_rate"]],
+    )
+    return [[str(layer), *row] for layer, row in enumerate(cells, 1)]
+
+
+def dead_text(dead, neuron_count):
+    return "n/a" if math.isnan(dead) else f"{dead}/{neuron_count}"
 
 
 def bucket_shares(counts):
@@ -439,35 +374,24 @@ def bucket_shares(counts):
     return [count / total for count in counts]
 
 
-def histogram_chart(report, labels, bar_width=10):
-    """The activation histogram, a row per bucket and a column per layer: each
-    '#' is 10% of the layer's values, a '.' some but fewer than 5%."""
-    label_width = max(map(len, labels))
-    header = [f"{'bucket':<{label_width}}"]
-    header += [f"layer {index + 1:<{bar_width - 1}}" for index in range(len(report["histogram"]))]
-    rows = [header]
+def histogram_chart(report, labels=HISTOGRAM_LABELS, bar_width=10):
+    """The activation histogram, a column per layer: each '#' is 10%, a '.' under 5%."""
+
+    def bar(share):
+        marks = "#" * round(share * bar_width) or ("." if share else "")
+        return f"{marks:<{bar_width}} {100.0 * share:3.0f}%"
+
     layer_shares = [bucket_shares(counts) for counts in report["histogram"]]
-    for bucket, label in enumerate(labels):
-        row = [f"{label:<{label_width}}"]
-        for shares in layer_shares:
-            share = shares[bucket]
-            bar = "#" * round(share * bar_width) or ("." if share else "")
-            row.append(f"{bar:<{bar_width}} {100.0 * share:3.0f}%")
-        rows.append(row)
+    rows = [[label, *(bar(shares[k]) for shares in layer_shares)] for k, label in enumerate(labels)]
+    header = ["bucket", *(f"layer {index + 1}" for index in range(len(layer_shares)))]
     lines = ["activation histogram (share of post-activations per bucket):"]
-    lines += [("  " + " | ".join(row)).rstrip() for row in rows]
-    return lines
+    return lines + ["  " + line for line in table_lines(header, rows, align="<")]
 
 
-def chart_lines(label, report, show_histogram=False, labels=HISTOGRAM_LABELS):
-    lines = [
-        f"=== {label} | epoch {report['epoch']} | per-layer health ===",
-        f"loss: {format_loss(report['loss'])}",
-    ]
-    lines += health_table(report)
-    if show_histogram:
-        lines += histogram_chart(report, labels)
-    return lines
+def chart_lines(label, report, show_histogram=False):
+    lines = [f"=== {label} | epoch {report['epoch']} | per-layer health ==="]
+    lines += [f"loss: {format_loss(report['loss'])}", *health_table(report)]
+    return lines + (histogram_chart(report) if show_histogram else [])
 
 
 def warning_lines(warnings):
@@ -477,34 +401,17 @@ def warning_lines(warnings):
 
 
 def print_health_chart(label, report, show_histogram=False):
-    print(
-        "\n".join(chart_lines(label, report, show_histogram) + warning_lines(flag_issues(report)))
-    )
-    print()
+    lines = chart_lines(label, report, show_histogram) + warning_lines(flag_issues(report))
+    print("\n".join(lines) + "\n")
 
 
 # ----------------------------------------------------------------------------
 # Training the two patients
 
 
-def training_run(
-    network,
-    samples,
-    epochs,
-    learning_rate,
-    shuffle_seed,
-    monitor,
-    forward=forward_with_trace,
-    backprop=backward,
-    step=sgd_step,
-):
-    """Per-sample SGD on cross-entropy; yields the monitor's HealthReport after
-    each epoch, with the epoch number and the epoch's mean loss added.
-
-    The shuffle_seed orders the samples of each epoch. A treated network
-    (beyond the lesson) passes its own forward, backprop and step, with the
-    signatures of forward_with_trace, backward and sgd_step.
-    """
+def training_run(network, samples, epochs, learning_rate, shuffle_seed, monitor, steps=None):
+    """Per-sample SGD on cross-entropy, yielding each epoch's report, epoch and mean loss."""
+    forward, backprop, step = steps or (forward_with_trace, backward, sgd_step)
     shuffler = random.Random(shuffle_seed)
     order = list(range(len(samples)))
     for epoch in range(1, epochs + 1):
@@ -520,24 +427,14 @@ def training_run(
             step(network, trace, pre_activation_grads, learning_rate)
         report = monitor.report()
         report["epoch"] = epoch
-        report["loss"] = exact_sum(losses) / len(losses)
+        report["loss"] = math.fsum(losses) / len(losses)
         yield report
 
 
-def train(
-    label,
-    layer_widths,
-    init_mode,
-    weight_scale_override,
-    learning_rate,
-    epochs,
-    samples,
-    network_seed,
-    report_every,
-):
-    """Train one patient, print its chart every report_every epochs (with the
-    histogram at the last of them) and return the reports of all epochs.
-    The network_seed draws the initial weights and the order of the samples."""
+# fmt: off
+def train(label, layer_widths, init_mode, weight_scale_override, learning_rate, epochs, samples,
+          network_seed, report_every):
+    """Train one patient, printing its chart every report_every epochs; return every report."""
     network = init_network(layer_widths, init_mode, weight_scale_override, network_seed)
     monitor = TrainingMonitor(layer_widths)
     reports = []
@@ -549,67 +446,68 @@ def train(
     return reports
 
 
-def main():
-    samples = make_training_data(sample_count=80, feature_count=8, class_count=4, seed=7)
-    train(
-        label="HEALTHY (kaiming init, lr=0.05)",
-        layer_widths=[8, 16, 16, 16, 16, 4],
-        init_mode="kaiming",
-        weight_scale_override=None,
-        learning_rate=0.05,
-        epochs=30,
-        samples=samples,
-        network_seed=11,
-        report_every=10,
-    )
-    train(
-        label="SICK (oversized init, lr=0.8)",
-        layer_widths=[8, 16, 16, 16, 16, 4],
-        init_mode="bad",
-        weight_scale_override=1.0,
-        learning_rate=0.8,
-        epochs=30,
-        samples=samples,
-        network_seed=11,
-        report_every=10,
-    )
+def main(data_seed=7, network_seed=11, sample_count=80):
+    """The lesson's run; returns both patients' reports."""
+    samples = make_training_data(sample_count=sample_count, feature_count=8,
+                                 class_count=4, seed=data_seed)
+    healthy = train(label="HEALTHY (kaiming init, lr=0.05)", layer_widths=[8, 16, 16, 16, 16, 4],
+                    init_mode="kaiming", weight_scale_override=None, learning_rate=0.05,
+                    epochs=30, samples=samples, network_seed=network_seed, report_every=10)
+    sick = train(label="SICK (oversized init, lr=0.8)", layer_widths=[8, 16, 16, 16, 16, 4],
+                 init_mode="bad", weight_scale_override=1.0, learning_rate=0.8,
+                 epochs=30, samples=samples, network_seed=network_seed, report_every=10)
+    return healthy, sick
+# fmt: on
 
 
 # ============================================================================
-# Beyond the lesson: treatments, a patient for every disease, the
-# examination, prescriptions and cures, seeds, the founding experiments,
-# export, and a command line.
+# Beyond the lesson: dosings, a patient for every disease, the examination,
+# prescriptions and cures, seeds, the founding experiments, the page, export,
+# and the command line.
 # Everything above is the lesson; a reader beside the lesson can stop here.
 # ============================================================================
 
-# The extras' imports stand here, so that the lesson's part reads alone.
 import argparse
 import contextlib
-import errno
 import json
 import os
 import signal
-import stat
 import statistics
 import sys
 import tempfile
-from functools import partial
+from dataclasses import dataclass, field, replace
+from functools import partial, reduce
 from html import escape
 from operator import attrgetter, sub
-from time import perf_counter
 
 # ----------------------------------------------------------------------------
-# Treatments: other activations, layer normalization, gradient clipping
-#
-# A dosing may change more than the lesson's init and learning rate. Each
-# treatment plugs into the lesson's training_run: another activation brings
-# its forward and its layer_backward for the lesson's backward; layer norm
-# wraps both; clipping scales the step. The lesson's ReLU network without a
-# norm runs the lesson's own functions.
+# Dosings: other inits and activations, layer norm, clipping, Adam. Each plugs
+# into the lesson's training_run as its forward, backprop and step.
 
+INIT_STDS.update(
+    xavier=lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_out)),  # Glorot and Bengio's
+    standard=lambda fan_in, fan_out: math.sqrt(1.0 / (3.0 * fan_in)),  # uniform +-1/sqrt(fan_in)
+)
 LEAKY_SLOPE = 0.01  # Maas, Hannun and Ng (2013): below 0 the ReLU leaks 1%
 NORM_EPSILON = 1e-5  # layer norm divides by sqrt(var + this), never by 0
 CLIP_EPSILON = 1e-6  # as in torch.nn.utils.clip_grad_norm_
+# Adam (Kingma and Ba 2015) as torch.optim.Adam computes it with its defaults.
+ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+
+def sturdy_sum(values):
+    """math.fsum, but where it raises (past inf, or inf - inf) add plainly: let inf/NaN show."""
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):
+        return reduce(add, values, 0.0)
+
+
+def sturdy_matvec(weights, vector):
+    try:
+        return matvec(weights, vector)
+    except (OverflowError, ValueError):  # see sturdy_sum
+        return [sturdy_sum(list(map(mul, row, vector))) for row in weights]
 
 
 def leaky_relu(value):
@@ -620,99 +518,75 @@ def leaky_relu(value):
     return -RELU_CAP if leak < -RELU_CAP else leak
 
 
-def every_column(weights, grad, trace, layer_index):
-    """W^T grad at every unit below: an activation without an off state."""
-    return column_sums(weights, grad, trace, layer_index, range(len(weights[0])))
-
-
-# Like the lesson's ReLU, the clamps are straight-through: the derivative
-# ignores RELU_CAP.
-def leaky_relu_backward(weights, grad, trace, layer_index):
-    below = trace["pre_activations"][layer_index - 1]
-    upstream = every_column(weights, grad, trace, layer_index)
-    return [u if value > 0.0 else LEAKY_SLOPE * u for u, value in zip(upstream, below)]
-
-
-def tanh_backward(weights, grad, trace, layer_index):
-    # tanh'(x) = 1 - tanh(x)^2, read off the output the forward pass kept.
-    below = trace["post_activations"][layer_index - 1]
-    upstream = every_column(weights, grad, trace, layer_index)
-    return [u * (1.0 - t * t) for u, t in zip(upstream, below)]
-
-
-# Tanh lives in (-1, 1): its histogram buckets are linear, with the outer two
-# for outputs pinned near +-1, where Glorot and Bengio saw saturation.
-TANH_HISTOGRAM_EDGES = (-0.99, -0.5, -0.1, 0.1, 0.5, 0.99)
-
-
-def bucket_labels(edges):
-    return [f"<= {edge:g}" for edge in edges] + [f"> {edges[-1]:g}"]
-
-
+# An activation: its layer, its slope (from the pre- and post-activation; None
+# where a ReLU is off, so that its column is never summed), its histogram's
+# buckets and the readings that mean nothing for it (printed n/a).
+# The clamps are straight-through, as in the lesson: the slope ignores RELU_CAP.
+# A tanh neuron is never "off", so it cannot die (its disease is saturation); a
+# leaky ReLU passes 1% below 0, so it neither dies nor saturates. Tanh's buckets
+# are linear, the outer two pinned near +-1.
+Activation = namedtuple("Activation", "layer slope edges labels not_applicable")
+TANH_EDGES = (-0.99, -0.5, -0.1, 0.1, 0.5, 0.99)
+# fmt: off
 ACTIVATIONS = {
-    # layer / backward: one layer's activation and its layer_backward;
-    # edges / labels: the histogram's buckets; not_applicable: readings with
-    # no meaning here, printed n/a. A tanh neuron is never "off", so it
-    # cannot die (its disease is saturation). A leaky ReLU has no flat part:
-    # below 0 it still passes 1% of the gradient, so a neuron that never went
-    # above 0 is not dead (it can come back), and nothing saturates.
-    "relu": dict(
-        layer=lambda pre: [safe_relu(value) for value in pre],
-        backward=relu_backward,
-        edges=HISTOGRAM_EDGES,
-        labels=HISTOGRAM_LABELS,
-        not_applicable=(),
-    ),
-    "leaky_relu": dict(
-        layer=lambda pre: [leaky_relu(value) for value in pre],
-        backward=leaky_relu_backward,
-        edges=HISTOGRAM_EDGES,
-        labels=bucket_labels(HISTOGRAM_EDGES),
-        not_applicable=("dead_count", "saturation_rate"),
-    ),
-    "tanh": dict(
-        layer=lambda pre: list(map(math.tanh, pre)),
-        backward=tanh_backward,
-        edges=TANH_HISTOGRAM_EDGES,
-        labels=bucket_labels(TANH_HISTOGRAM_EDGES),
-        not_applicable=("dead_count",),
-    ),
+    "relu": Activation(lambda pre: [safe_relu(value) for value in pre],
+                       lambda z, a: 1.0 if z > 0.0 else None,
+                       HISTOGRAM_EDGES, HISTOGRAM_LABELS, ()),
+    "leaky_relu": Activation(lambda pre: [leaky_relu(value) for value in pre],
+                             lambda z, a: 1.0 if z > 0.0 else LEAKY_SLOPE, HISTOGRAM_EDGES,
+                             ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
+    "tanh": Activation(lambda pre: list(map(math.tanh, pre)),
+                       lambda z, a: 1.0 - a * a,  # tanh' = 1 - tanh^2, read off the output
+                       TANH_EDGES, [*(f"<= {edge:g}" for edge in TANH_EDGES), "> 0.99"],
+                       ("dead_count",)),
 }
+# fmt: on
 
 
-def treated_forward(activate, norms, network, inputs):
-    """forward_with_trace with another activation, and with a layer norm
-    between each hidden layer's W x + b and its activation when norms are
-    given. "pre_activations" holds what goes into the activation, where
-    saturation is read; with a norm, "linear_outputs" keeps W x + b, and
-    "units", "spreads" and "norm_grads" are for the norm's backprop."""
-    trace = {"layer_inputs": [], "pre_activations": [], "post_activations": []}
-    if norms:
-        trace.update(linear_outputs=[], units=[], spreads=[], norm_grads=[None] * len(norms))
-    signal = list(inputs)
+def dosed_forward(activation, norms, network, inputs):
+    """forward_with_trace for any dosing: its activation, and a layer norm if norms are given."""
+    trace = {key: [] for key in ("layer_inputs", "pre_activations", "post_activations")}
+    trace.update(linear_outputs=[], units=[], spreads=[], norm_grads=[None] * len(norms))
+    carried = list(inputs)
     for layer_index, (weights, biases) in enumerate(network):
-        trace["layer_inputs"].append(signal)
-        pre = add_vectors(matvec(weights, signal), biases)
+        trace["layer_inputs"].append(carried)
+        pre = add_vectors(sturdy_matvec(weights, carried), biases)
         if layer_index == len(network) - 1:
             post = softmax(pre)
         else:
+            trace["linear_outputs"].append(pre)
             if norms:
-                trace["linear_outputs"].append(pre)
                 pre, unit, spread = layer_norm(pre, *norms[layer_index])
                 trace["units"].append(unit)
                 trace["spreads"].append(spread)
-            post = activate(pre)
+            post = activation.layer(pre)
         trace["pre_activations"].append(pre)
         trace["post_activations"].append(post)
-        signal = post
+        carried = post
     return trace
 
 
+def dosed_backward(activation, weights, grad, trace, layer_index):
+    """relu_backward for any activation: (W^T grad) times the activation's slope below."""
+    below = layer_index - 1
+    pre, post = trace["pre_activations"][below], trace["post_activations"][below]
+    slopes = list(map(activation.slope, pre, post))
+    # As in relu_backward, a row whose grad is 0 is skipped, unless its pre-activation
+    # is not finite: the mark of an inf or NaN weight, whose 0 * inf = NaN must show.
+    above = trace["pre_activations"][layer_index]
+    rows = [i for i, (g, z) in enumerate(zip(grad, above)) if g != 0.0 or not math.isfinite(z)]
+    columns = [j for j, slope in enumerate(slopes) if slope is not None]
+    result = [0.0] * len(slopes)
+    if rows and columns:
+        weights_t = list(zip(*[weights[i] for i in rows]))
+        sums = sturdy_matvec([weights_t[j] for j in columns], [grad[i] for i in rows])
+        for j, total in zip(columns, sums):
+            result[j] = total * slopes[j]
+    return result
+
+
 def layer_norm(values, gain, shift):
-    """Ba, Kiros and Hinton (2016), over one sample's layer: returns
-    gain * unit + shift, unit = (values - mean) / spread, and unit and spread
-    (spread = sqrt(var + NORM_EPSILON), computed without squaring the std,
-    so a huge layer cannot overflow it)."""
+    """Ba, Kiros and Hinton (2016) over one sample's layer: (gain * unit + shift, unit, spread)."""
     mean, std = mean_and_std(values)
     spread = math.hypot(std, math.sqrt(NORM_EPSILON))
     unit = [(value - mean) / spread for value in values]
@@ -720,59 +594,52 @@ def layer_norm(values, gain, shift):
 
 
 def normed_backward(layer_backward, norms, weights, grad, trace, layer_index):
-    """layer_backward, then back through the layer norm below, keeping the
-    gradients of its gain and shift in the trace for the step.
-
-    With d = grad * gain (the gradient at unit), the mean and spread both
-    depend on every value, which gives
-      dLoss/d(value_i) = (d_i - mean(d) - unit_i * mean(d * unit)) / spread.
-    """
+    """layer_backward, then back through the layer norm below (its gain's and shift's too)."""
     below = layer_index - 1
     grad = layer_backward(weights, grad, trace, layer_index)
     unit, spread = trace["units"][below], trace["spreads"][below]
     d_unit = list(map(mul, grad, norms[below][0]))
-    mean_d = exact_sum(d_unit) / len(d_unit)
-    mean_d_unit = exact_sum(list(map(mul, d_unit, unit))) / len(d_unit)
+    mean_d = sturdy_sum(d_unit) / len(d_unit)
+    mean_d_unit = sturdy_sum(list(map(mul, d_unit, unit))) / len(d_unit)
     trace["norm_grads"][below] = (list(map(mul, grad, unit)), list(grad))
     return [(d - mean_d - u * mean_d_unit) / spread for d, u in zip(d_unit, unit)]
 
 
 def gradient_norm(grads, trace):
-    """The global norm of the gradient over every parameter, in O(n): a
-    layer's weight gradient g x^T has norm |g| |x|; its bias gradient is g."""
+    """The global gradient norm in O(n): a weight gradient g x^T has norm |g| |x|."""
     pieces = [math.hypot(*g) * math.hypot(*x) for g, x in zip(grads, trace["layer_inputs"])]
     pieces += [math.hypot(*g) for g in grads]
-    pieces += [math.hypot(*d) for pair in trace.get("norm_grads", ()) for d in pair]
+    pieces += [math.hypot(*d) for pair in trace["norm_grads"] for d in pair]
     return math.hypot(*pieces)
 
 
 def clip_factor(total_norm, max_norm):
-    """Pascanu, Mikolov and Bengio (2013), as torch.nn.utils.clip_grad_norm_
-    does it: scale every gradient by max_norm / (norm + 1e-6) when that is
-    below 1. Scaling every gradient is scaling the step."""
+    """Pascanu et al. (2013), as clip_grad_norm_: max_norm / (norm + 1e-6), at most 1."""
     factor = max_norm / (total_norm + CLIP_EPSILON)
     return factor if factor < 1.0 else 1.0
 
 
-# Adam (Kingma and Ba 2015) as torch.optim.Adam computes it with its defaults.
-ADAM_BETA1 = 0.9  # the decay of the running mean of the gradient...
-ADAM_BETA2 = 0.999  # ...and of its running square
-ADAM_EPSILON = 1e-8  # keeps the step finite where the running square is 0
+def sgd(network, norms, clip, monitor):
+    """The lesson's SGD step, clipped, moving the layer norms' gains and shifts too."""
+
+    def step(network, trace, grads, learning_rate):
+        if clip is not None:  # scaling every gradient is scaling the step
+            learning_rate *= clip_factor(gradient_norm(grads, trace), clip)
+        monitor.record_step(network, trace, grads, learning_rate)
+        sgd_step(network, trace, grads, learning_rate)
+        for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace["norm_grads"]):
+            gain[:] = [a - learning_rate * d for a, d in zip(gain, gain_grad)]
+            shift[:] = [b - learning_rate * d for b, d in zip(shift, shift_grad)]
+
+    return step
 
 
 def adam(network, norms, clip, monitor):
-    """A step for training_run that moves every weight, bias and layer-norm
-    gain and shift by Adam's rule, with no weight decay: for each parameter,
-    with g its gradient (clipped first) and t the steps taken, from 1,
-      m = 0.9 m + 0.1 g,   v = 0.999 v + 0.001 g^2,
-      p -= lr / (1 - 0.9^t) * m / (sqrt(v) / sqrt(1 - 0.999^t) + 1e-8).
-    Unlike SGD's, Adam's update is not the gradient scaled, so the monitor
-    is given each hidden layer's real update, for the update/weight ratio."""
-    beta1, beta2, rest1, rest2 = ADAM_BETA1, ADAM_BETA2, 1.0 - ADAM_BETA1, 1.0 - ADAM_BETA2
-    epsilon, sqrt = ADAM_EPSILON, math.sqrt  # local names: this loop runs per parameter
-    # The parameters in groups of rows: each layer's weights, then [its
-    # biases], then [each gain] and [each shift]; m and v hold a group's
-    # entries flat, row after row, so that each loop below runs once a group.
+    """A step function moving every parameter by Adam's rule, as torch.optim.Adam's defaults do."""
+    beta1, beta2, epsilon, sqrt = ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, math.sqrt  # local: fast
+    rest1, rest2 = 1.0 - beta1, 1.0 - beta2
+    # The parameters in groups of rows (each layer's weights, [its biases], then
+    # [each gain] and [each shift]); m and v hold a group flat, row after row.
     groups = [rows for weights, biases in network for rows in (weights, [biases])]
     groups += [[vector] for pair in norms for vector in pair]
     means = [[0.0] * sum(map(len, rows)) for rows in groups]
@@ -787,17 +654,20 @@ def adam(network, norms, clip, monitor):
             grad = [scale * g for g in grad]
             gradients += [[g * x for g in grad for x in layer_input], grad]
         gradients += [
-            [scale * d for d in vector] for pair in trace.get("norm_grads", ()) for vector in pair
+            [scale * d for d in vector] for pair in trace["norm_grads"] for vector in pair
         ]
         size = learning_rate / (1.0 - beta1 ** len(taken))
         root = sqrt(1.0 - beta2 ** len(taken))
         updates = []
         for gradient, m, v in zip(gradients, means, squares):
+            # m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2, and the step is
+            # lr / (1 - 0.9^t) * m / (sqrt(v) / sqrt(1 - 0.999^t) + 1e-8).
             m[:] = [beta1 * a + rest1 * g for a, g in zip(m, gradient)]
             v[:] = [beta2 * b + rest2 * g * g for b, g in zip(v, gradient)]
             updates.append([size * (a / (r / root + epsilon)) for a, r in zip(m, map(sqrt, v))])
-        for layer in range(monitor.num_hidden_layers):
-            monitor.record_update(layer, updates[2 * layer], network[layer][0])
+        for layer in range(monitor.num_hidden_layers):  # the ratio of Adam's real update
+            weight_sums = matrix_sums(network[layer][0])
+            monitor.record_update(layer, matrix_sums([updates[2 * layer]]), weight_sums)
         for rows, update in zip(groups, updates):
             width = len(rows[0])
             for start, row in zip(range(0, len(update), width), rows):
@@ -807,127 +677,103 @@ def adam(network, norms, clip, monitor):
 
 
 def dosed_run(dosing, samples, monitor):
-    """training_run with a dosing's treatments plugged in; yields its reports.
-
-    A dosing holds the lesson's init_mode, weight_scale_override,
-    learning_rate, layer_widths, epochs and network_seed, and "activation",
-    "norm" ("layer": gain 1 and shift 0 at the start, learned like the
-    weights), "clip" (a maximum gradient norm, or None) and "optimizer"
-    ("sgd" or "adam"). The monitor is an ExamMonitor: it also sees each
-    step, for the update/weight ratio.
-    """
-    widths, clip, activation = dosing["layer_widths"], dosing["clip"], dosing["activation"]
+    """The lesson's training_run with a dosing's forward, backprop and step; yields its reports."""
+    widths, activation = dosing.layer_widths, ACTIVATIONS[dosing.activation]
     network = init_network(
-        widths, dosing["init_mode"], dosing["weight_scale_override"], dosing["network_seed"]
+        widths, dosing.init_mode, dosing.weight_scale_override, dosing.network_seed
     )
-    norms = [([1.0] * w, [0.0] * w) for w in widths[1:-1]] if dosing["norm"] == "layer" else []
-    forward, layer_backward = forward_with_trace, ACTIVATIONS[activation]["backward"]
-    if activation != "relu" or norms:
-        forward = partial(treated_forward, ACTIVATIONS[activation]["layer"], norms)
+    norms = [([1.0] * w, [0.0] * w) for w in widths[1:-1]] if dosing.norm == "layer" else []
+    layer_backward = partial(dosed_backward, activation)
     if norms:
         layer_backward = partial(normed_backward, layer_backward, norms)
-
-    def step(network, trace, grads, learning_rate):
-        if clip is not None:
-            learning_rate *= clip_factor(gradient_norm(grads, trace), clip)
-        monitor.record_step(network, trace, grads, learning_rate)
-        sgd_step(network, trace, grads, learning_rate)
-        for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace.get("norm_grads", ())):
-            gain[:] = [a - learning_rate * d for a, d in zip(gain, gain_grad)]
-            shift[:] = [b - learning_rate * d for b, d in zip(shift, shift_grad)]
-
-    if dosing["optimizer"] == "adam":
-        step = adam(network, norms, clip, monitor)
-    backprop = partial(backward, layer_backward=layer_backward)
+    steps = (
+        partial(dosed_forward, activation, norms),
+        partial(backward, layer_backward=layer_backward),
+        (adam if dosing.optimizer == "adam" else sgd)(network, norms, dosing.clip, monitor),
+    )
     return training_run(
-        network, samples, dosing["epochs"], dosing["learning_rate"], dosing["network_seed"],
-        monitor, forward=forward, backprop=backprop, step=step,
-    )  # fmt: skip
+        network, samples, dosing.epochs, dosing.learning_rate, dosing.network_seed, monitor, steps
+    )
 
 
 # ----------------------------------------------------------------------------
-# The patients
+# The patients: one table of dosings and the diseases they show
 
-LESSON_WIDTHS = [8, 16, 16, 16, 16, 4]
 
-# Every patient gets the lesson's data (seed 7), network seed (11) and 30
-# epochs; only the dosing differs. Each disease patient shows its own disease,
-# with the activation where that disease is real: ReLUs die, tanh saturates,
-# and a leaky ReLU, which cannot die, keeps an explosion in view.
+@dataclass(frozen=True)
+class Dosing:
+    """A run's treatment (what == compares), its seeds, size and name."""
+
+    init_mode: str = "kaiming"
+    weight_scale_override: float | None = None
+    learning_rate: float = 0.05
+    layer_widths: tuple = (8, 16, 16, 16, 16, 4)
+    activation: str = "relu"
+    norm: str = "none"  # or "layer": gain 1 and shift 0 at the start, learned like the weights
+    clip: float | None = None  # a maximum gradient norm
+    optimizer: str = "sgd"  # or "adam"
+    epochs: int = 30
+    data_seed: int = field(default=7, compare=False)
+    network_seed: int = field(default=11, compare=False)
+    sample_count: int = field(default=80, compare=False)
+    patient: str = field(default="custom", compare=False)
+    label: str = field(default="", compare=False)
+    untreated_epochs: int | None = field(default=None, compare=False)
+
+
+# Every patient gets the lesson's data, seeds and 30 epochs; only the dosing
+# differs. Each shows its own disease with the activation where it is real:
+# ReLUs die, tanh saturates, a leaky ReLU (which cannot die) keeps an
+# explosion in view.
 # fmt: off
-DOSES = {  # name: init mode, weight std override, learning rate, layer widths, activation
-    "healthy":   ("kaiming", None,  0.05, LESSON_WIDTHS,  "relu"),
-    "sick":      ("bad",     1.0,   0.8,  LESSON_WIDTHS,  "relu"),
-    "exploding": ("kaiming", None,  0.3,  LESSON_WIDTHS,  "leaky_relu"),
-    "vanishing": ("bad",     0.03,  0.05, LESSON_WIDTHS,  "tanh"),
-    "dead":      ("kaiming", None,  0.09, LESSON_WIDTHS,  "relu"),
-    "saturated": ("bad",     2.0,   0.02, LESSON_WIDTHS,  "tanh"),
-    "collapsed": ("bad",     0.006, 0.02, [8, 16, 16, 4], "tanh"),
+PATIENTS = {  # name: the dosing, what its label says of it, the disease it shows
+    "healthy": (Dosing(), "kaiming init, lr=0.05", "no disease: the lesson's healthy patient"),
+    "sick": (Dosing("bad", 1.0, 0.8), "oversized init, lr=0.8",
+             "the lesson's sick patient: saturation, dead layers, vanishing, collapse"),
+    "exploding": (Dosing(learning_rate=0.3, activation="leaky_relu"), "leaky ReLU, lr=0.3",
+                  "exploding gradients: a learning rate 6x the healthy one; leaky ReLUs cannot "
+                  "die, so the explosion stays in every chart"),
+    "vanishing": (Dosing("bad", 0.03, activation="tanh"), "tanh, init std=0.03",
+                  "vanishing gradients: tanh with weights far below Xavier's; the gradient "
+                  "shrinks layer by layer on its way down"),
+    "dead": (Dosing(learning_rate=0.09), "lr=0.09",
+             "dying ReLUs: a learning rate 1.8x the healthy one knocks neurons off for good"),
+    "saturated": (Dosing("bad", 2.0, 0.02, activation="tanh"), "tanh, init std=2",
+                  "saturation: tanh with weights 8x Xavier's std; its inputs sit past +-6, on "
+                  "the flat shoulder"),
+    "collapsed": (Dosing("bad", 0.006, 0.02, (8, 16, 16, 4), "tanh"),
+                  "tanh, init std=0.006, 2 hidden layers",
+                  "signal collapse: tanh with weights 1/40 of Xavier's std; layer 2 gives the "
+                  "same output for every input"),
 }
 # fmt: on
-DIAGNOSES = {  # name: (what the label says of the dose, the disease it shows)
-    "healthy": ("kaiming init, lr=0.05", "no disease: the lesson's healthy patient"),
-    "sick": (
-        "oversized init, lr=0.8",
-        "the lesson's sick patient: saturation, dead layers, vanishing, collapse",
-    ),
-    "exploding": (
-        "leaky ReLU, lr=0.3",
-        "exploding gradients: a learning rate 6x the healthy one; leaky ReLUs cannot "
-        "die, so the explosion stays in every chart",
-    ),
-    "vanishing": (
-        "tanh, init std=0.03",
-        "vanishing gradients: tanh with weights far below Xavier's; the gradient "
-        "shrinks layer by layer on its way down",
-    ),
-    "dead": (
-        "lr=0.09",
-        "dying ReLUs: a learning rate 1.8x the healthy one knocks neurons off for good",
-    ),
-    "saturated": (
-        "tanh, init std=2",
-        "saturation: tanh with weights 8x Xavier's std; its inputs sit past +-6, on "
-        "the flat shoulder",
-    ),
-    "collapsed": (
-        "tanh, init std=0.006, 2 hidden layers",
-        "signal collapse: tanh with weights 1/40 of Xavier's std; layer 2 gives the "
-        "same output for every input",
-    ),
-}
-PATIENTS = {
-    name: dict(
-        label=f"{name.upper()} ({DIAGNOSES[name][0]})",
-        init_mode=init_mode,
-        weight_scale_override=weight_std,
-        learning_rate=learning_rate,
-        layer_widths=widths,
-        activation=activation,
-        norm="none",
-        clip=None,
-        optimizer="sgd",
-        epochs=30,
-        disease=DIAGNOSES[name][1],
-    )
-    for name, (init_mode, weight_std, learning_rate, widths, activation) in DOSES.items()
-}
-DOSING_KEYS = ("init_mode", "weight_scale_override", "learning_rate", "activation", "norm")
-DOSING_KEYS += ("clip", "optimizer", "epochs")
 
 
-def describe_dosing(patient):
-    init = f"{patient['init_mode']} init"
-    if patient["weight_scale_override"] is not None:  # it overrides any init mode's std
-        init = f"init std={patient['weight_scale_override']:g}"
-    treatments = [patient["activation"]] if patient["activation"] != "relu" else []
-    treatments += ["layer norm"] if patient["norm"] == "layer" else []
-    treatments += [f"clip={patient['clip']:g}"] if patient["clip"] is not None else []
-    treatments += [patient["optimizer"]] if patient["optimizer"] != "sgd" else []
-    widths = "-".join(map(str, patient["layer_widths"]))
-    epochs = plural(patient["epochs"], "epoch")
+def patient(name, **changes):
+    """The named patient's dosing, with changes (a custom one starts from healthy)."""
+    dosing, words, _ = PATIENTS.get(name, PATIENTS["healthy"])
+    dosing = replace(dosing, patient=name, **changes)
+    if any(key in DOSING_FIELDS for key in changes) or name not in PATIENTS:
+        words = describe_dosing(dosing)
+    return replace(dosing, label=f"{name.upper()} ({words})")
+
+
+DOSING_FIELDS = ("init_mode", "weight_scale_override", "learning_rate", "layer_widths")
+DOSING_FIELDS += ("activation", "norm", "clip", "optimizer", "epochs")
+
+
+def describe_dosing(dosing):
+    init = f"{dosing.init_mode} init"
+    if dosing.weight_scale_override is not None:  # it overrides any init mode's std
+        init = f"init std={dosing.weight_scale_override:g}"
+    treatments = [dosing.activation] if dosing.activation != "relu" else []
+    treatments += ["layer norm"] if dosing.norm == "layer" else []
+    treatments += [f"clip={dosing.clip:g}"] if dosing.clip is not None else []
+    treatments += [dosing.optimizer] if dosing.optimizer != "sgd" else []
+    widths = "-".join(map(str, dosing.layer_widths))
+    epochs = plural(dosing.epochs, "epoch")
     return ", ".join(
-        [init, *treatments, f"lr={patient['learning_rate']:g}", f"widths {widths}", epochs]
+        [init, *treatments, f"lr={dosing.learning_rate:g}", f"widths {widths}", epochs]
     )
 
 
@@ -937,143 +783,99 @@ def plural(count, noun):
 
 
 # ----------------------------------------------------------------------------
-# The examination's monitor and warnings: the seventh reading, non-finite
-# values, and the calm of a fitted network
+# The examination: the lesson's monitor for any activation, over the finite
+# values, with a seventh reading and a count of the inf and NaN left out
 
-# The seventh reading. Karpathy's rule of thumb (CS231n course notes, "Neural
-# Networks Part 3: Learning and Evaluation"): an update should be about 1e-3
-# of the size of the weights it changes, for a minibatch step. A step of one
-# sample moves more (the healthy patient reads 2e-2 at epoch 1), so the
-# examination warns only two decades either side of it.
+# The seventh reading. Karpathy's rule of thumb (CS231n notes, "Neural Networks
+# Part 3"): an update should be about 1e-3 of the weights it changes, for a
+# minibatch step. A step of one sample moves more (the healthy patient reads
+# 2e-2 at epoch 1), so the examination warns only two decades either side.
 UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
 UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
+# |dLoss/d(pre-activation)| per decade: exact zeros, then 1e-10 to 10.
+GRADIENT_EDGES = (0.0, *(10.0**exponent for exponent in range(-10, 2)))
+GRADIENT_LABELS = ["= 0", *(f"{edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
 
 
 class ExamMonitor(TrainingMonitor):
-    """The lesson's monitor for any activation, plus the seventh reading and
-    a count of the inf and NaN left out of the statistics.
-
-    record_step() is told every SGD step before it is taken; for each hidden
-    layer it divides the std of the step's update of the weights feeding that
-    layer by the std of those weights before the step. The report gives each
-    layer's epoch mean of that ratio. Two stopwatches keep the time spent in
-    the lesson's six readings and in the seventh, so that training time can
-    be told apart from examination time.
-    """
+    """The lesson's monitor over finite values, plus the update/weight ratio and more."""
 
     def __init__(self, layer_widths, activation="relu"):
-        self.histogram_edges = ACTIVATIONS[activation]["edges"]
-        self.not_applicable = ACTIVATIONS[activation]["not_applicable"]
-        self.lesson_seconds = 0.0
-        self.ratio_seconds = 0.0
+        self.activation = ACTIVATIONS[activation]
         super().__init__(layer_widths)
 
     def reset(self):
         super().reset()
-        hidden = self.num_hidden_layers
-        self.ratio_sum_per_layer = [0.0] * hidden
-        self.ratio_count_per_layer = [0] * hidden
-        # (sum, sum of squares) of the weights feeding each hidden layer:
-        # summed in full at the epoch's first step, then carried from step to
-        # step by the step's own algebra (see record_step).
-        self.weight_sums = [None] * hidden
-
-    def record(self, trace, pre_activation_grads):
-        start = perf_counter()
-        super().record(trace, pre_activation_grads)
-        self.lesson_seconds += perf_counter() - start
+        self.ratio_sums = [0.0] * self.num_hidden_layers  # and their counts, for the mean
+        self.ratio_counts = [0] * self.num_hidden_layers
+        # (sum, sum of squares) of the weights feeding each hidden layer: summed
+        # in full at the epoch's first step, then carried by each step's algebra.
+        self.weight_sums = [None] * self.num_hidden_layers
 
     def record_step(self, network, trace, pre_activation_grads, step_size):
-        """Add this step's update/weight ratio of every hidden layer. A step
-        whose weights have no finite spread left has no ratio and is skipped."""
-        start = perf_counter()
-        # z = W x + b of each hidden layer (before any layer norm).
-        linear = trace.get("linear_outputs", trace["pre_activations"])
+        """Add this SGD step's update/weight ratio of every hidden layer."""
         for index in range(self.num_hidden_layers):
             weights, biases = network[index]
             grad, layer_input = pre_activation_grads[index], trace["layer_inputs"][index]
-            count = len(grad) * len(layer_input)
-            if count < 2:
+            if len(grad) * len(layer_input) < 2:
                 continue  # one weight has no spread: its ratio means nothing
-            if self.weight_sums[index] is None:
-                self.weight_sums[index] = matrix_sums(weights)
-            total, squares = self.weight_sums[index]
+            total, squares = self.weight_sums[index] or matrix_sums(weights)
             # The step moves W by -step * dW, dW = grad x^T.
-            gradient_total, gradient_squares = outer_product_sums(grad, layer_input)
-            step_total = step_size * gradient_total
-            step_squares = step_size * step_size * gradient_squares
-            weight_std = std_from_sums(total, squares, count)
-            ratio = (
-                std_from_sums(step_total, step_squares, count) / weight_std
-                if weight_std
-                else math.nan
-            )
-            self.record_ratio(index, ratio)
-            # The sums of W - step * dW follow: the squares change by
-            # -2 step <W, dW> + step^2 |dW|^2, and <W, dW> = grad . (W x), where
-            # W x = z - b is already in the trace.
-            cross = step_size * exact_sum(list(map(mul, grad, map(sub, linear[index], biases))))
+            step_total, step_squares = outer_product_sums(grad, layer_input)
+            step_total, step_squares = step_size * step_total, step_size * step_size * step_squares
+            self.record_update(index, (step_total, step_squares), (total, squares))
+            # |W - step dW|^2 = |W|^2 - 2 step <W, dW> + step^2 |dW|^2, and <W, dW> =
+            # grad . (W x), where W x = z - b is in the trace.
+            linear = trace["linear_outputs"][index]
+            cross = step_size * sturdy_sum(list(map(mul, grad, map(sub, linear, biases))))
             new_squares = squares - 2.0 * cross + step_squares
-            # A step that cancels most of the weights leaves a difference with
-            # few correct digits: then sum them in full again at the next step.
+            # A step that cancels most of the weights leaves few correct digits:
+            # then they are summed in full again at the next step.
             carried = new_squares > 1e-6 * (squares + step_squares)
             self.weight_sums[index] = (total - step_total, new_squares) if carried else None
-        self.ratio_seconds += perf_counter() - start
 
-    def record_update(self, index, update, weights):
-        """The same for an update another optimizer (Adam) made: std(update)
-        / std(weights), over the entries of the weights feeding hidden layer
-        index before the step, and of their update (a flat list)."""
-        start = perf_counter()
-        count = len(update)
-        spread = std_from_sums(*matrix_sums(weights), count) if count > 1 else math.nan
-        change = std_from_sums(*matrix_sums([update]), count)
-        self.record_ratio(index, change / spread if spread else math.nan)
-        self.ratio_seconds += perf_counter() - start
-
-    def record_ratio(self, index, ratio):
-        """Add one step's update/weight ratio of hidden layer index; a step
-        whose weights have no finite spread has none (NaN) and is skipped."""
+    def record_update(self, index, update_sums, weight_sums):
+        """Add one step's std(update) / std(weights) of hidden layer index, from their sums."""
+        count = self.layer_widths[index] * self.layer_widths[index + 1]
+        spread = std_from_sums(*weight_sums, count)
+        ratio = std_from_sums(*update_sums, count) / spread if spread else math.nan
         if not math.isnan(ratio):
-            self.ratio_sum_per_layer[index] += ratio
-            self.ratio_count_per_layer[index] += 1
+            self.ratio_sums[index] += ratio
+            self.ratio_counts[index] += 1
 
     def report(self):
-        """The lesson's report with the activation's own histogram, n/a (NaN)
-        where a reading has no meaning for the activation, and three more
-        readings: "nonfinite_count" (the inf and NaN left out), "sample_count",
-        "update_ratio", each layer's arithmetic mean over the epoch's steps
-        (dominated by its largest terms, so one step that rewrites the weights
-        shows in it), and "gradient_histogram", |dLoss/d(pre)| per decade."""
-        start = perf_counter()
+        """The lesson's report over the finite values (n/a where meaningless), and more."""
+        accumulated = [self.pre_activations_per_layer, self.post_activations_per_layer]
+        accumulated.append(self.grad_pre_per_layer)
+        counts = [sum(map(len, layer)) for layer in zip(*accumulated)]
+        sample_count = len(self.post_activations_per_layer[0]) // self.layer_widths[1]
+        for per_layer in accumulated:
+            per_layer[:] = [finite(values) for values in per_layer]
         report = super().report()
-        posts = self.post_activations_per_layer
-        if self.histogram_edges != HISTOGRAM_EDGES:
-            report["histogram"] = [histogram(finite(post), self.histogram_edges) for post in posts]
-        for key in self.not_applicable:
-            report[key] = [math.nan] * self.num_hidden_layers
-        report["nonfinite_count"] = [
-            sum(len(values) - len(finite(values)) for values in layer)
-            for layer in zip(self.pre_activations_per_layer, posts, self.grad_pre_per_layer)
-        ]
-        report["gradient_histogram"] = [
-            histogram(list(map(abs, finite(grads))), GRADIENT_EDGES)
-            for grads in self.grad_pre_per_layer
-        ]
-        report["sample_count"] = len(posts[0]) // self.layer_widths[1]
-        report["update_ratio"] = [
-            total / count if count else math.nan
-            for total, count in zip(self.ratio_sum_per_layer, self.ratio_count_per_layer)
-        ]
-        self.lesson_seconds += perf_counter() - start
+        if self.activation.edges != HISTOGRAM_EDGES:
+            posts, edges = self.post_activations_per_layer, self.activation.edges
+            report["histogram"] = [histogram(post, edges) for post in posts]
+        report.update({key: [math.nan] * len(counts) for key in self.activation.not_applicable})
+        grads = self.grad_pre_per_layer
+        report["gradient_histogram"] = [histogram(list(map(abs, g)), GRADIENT_EDGES) for g in grads]
+        kept = [sum(map(len, layer)) for layer in zip(*accumulated)]
+        report["nonfinite_count"] = list(map(sub, counts, kept))
+        report["sample_count"] = sample_count
+        # Each layer's mean over the epoch's steps: one step that rewrites the weights shows.
+        ratios = zip(self.ratio_sums, self.ratio_counts)
+        report["update_ratio"] = [total / count if count else math.nan for total, count in ratios]
         return report
+
+
+def finite(values):
+    """The finite values, in order (the list itself when its sum is finite: 3x faster)."""
+    return values if math.isfinite(sum(values)) else list(filter(math.isfinite, values))
 
 
 def matrix_sums(weights):
     """(sum, sum of squares) of every entry of a matrix, row by row in C."""
-    total = exact_sum([exact_sum(row) for row in weights])
     norm = math.hypot(*[math.hypot(*row) for row in weights])
-    return total, norm * norm  # a huge norm squares to inf, where ** 2 would raise
+    return sturdy_sum([sturdy_sum(row) for row in weights]), norm * norm  # ** 2 could raise
 
 
 def std_from_sums(total, squares, count):
@@ -1084,11 +886,9 @@ def std_from_sums(total, squares, count):
 
 
 def outer_product_sums(column, row):
-    """(sum, sum of squares) of the entries of the matrix column * row^T, in
-    O(n) instead of O(n^2): entry (i, j) is c_i r_j, so the entries sum to
-    sum(c) sum(r), and their squares to |c|^2 |r|^2 (math.hypot is |c|)."""
+    """(sum, sum of squares) of column * row^T's entries in O(n)."""
     norm = math.hypot(*column) * math.hypot(*row)
-    return exact_sum(column) * exact_sum(row), norm * norm  # inf where ** 2 would raise
+    return sturdy_sum(column) * sturdy_sum(row), norm * norm
 
 
 # Below this loss the network has fit its data, and its gradients and steps
@@ -1096,233 +896,165 @@ def outer_product_sums(column, row):
 # "vanishing" and "too small", so the examination does not count them then.
 FITTED_LOSS = 0.01
 CALM_WHEN_FITTED = ("vanishing gradients", "update too small")
-# Every kind of warning, in the order summaries list them.
-WARNING_KINDS = (
-    "dead neurons",
-    "vanishing gradients",
-    "exploding gradients",
-    "saturation",
-    "signal collapse",
-    "non-finite values",
-    "update too large",
-    "update too small",
-)
+WARNING_KINDS = ("dead neurons", "vanishing gradients", "exploding gradients", "saturation")
+WARNING_KINDS += ("signal collapse", "non-finite values", "update too large", "update too small")
 
 
 def examination_warnings(report):
-    """Every warning of an examined epoch, by layer: flag_issues', then the
-    non-finite values' and the update/weight ratio's. Returns (counted, calm):
-    calm holds those not counted because the network has fit its data."""
-    warnings = flag_issues(report)
-    for index, (count, ratio) in enumerate(zip(report["nonfinite_count"], report["update_ratio"])):
-        label = f"Layer {index + 1}"
+    """Every warning of an epoch, by layer, as (counted, calm when fitted)."""
+    warnings = [one_decimal(warning, report) for warning in flag_issues(report)]
+    for layer, (count, ratio) in enumerate(
+        zip(report["nonfinite_count"], report["update_ratio"]), 1
+    ):
         if count:
-            text = f"{label}: {plural(count, 'non-finite value')} (NaN/inf)"
-            warnings.append(HealthWarning(index + 1, "non-finite values", text))
-        if ratio > UPDATE_RATIO_HIGH:
-            text = f"{label}: update/weight ratio {ratio:.2e} (too large)"
-            warnings.append(HealthWarning(index + 1, "update too large", text))
-        elif ratio < UPDATE_RATIO_LOW:
-            text = f"{label}: update/weight ratio {ratio:.2e} (too small)"
-            warnings.append(HealthWarning(index + 1, "update too small", text))
-    warnings = [precise(warning, report) for warning in warnings]
+            text = f"Layer {layer}: {plural(count, 'non-finite value')} (NaN/inf)"
+            warnings.append(HealthWarning(layer, "non-finite values", text))
+        if not UPDATE_RATIO_LOW <= ratio <= UPDATE_RATIO_HIGH and not math.isnan(ratio):
+            size = "large" if ratio > UPDATE_RATIO_HIGH else "small"
+            text = f"Layer {layer}: update/weight ratio {ratio:.2e} (too {size})"
+            warnings.append(HealthWarning(layer, f"update too {size}", text))
     warnings.sort(key=attrgetter("layer"))  # stable: each layer's stay in order
     fitted = report["loss"] < FITTED_LOSS
     counted = [w for w in warnings if not (fitted and w.kind in CALM_WHEN_FITTED)]
     return counted, [w for w in warnings if w not in counted]
 
 
-# The shares flag_issues prints as whole percents, and their limits.
-SHARES = {"dead neurons": DEAD_PERCENT_LIMIT, "saturation": SATURATED_PERCENT_LIMIT}
-
-
-def precise(warning, report):
-    """The warning, but for a share that rounds to its own limit (30.3% of
-    pre-activations past 30%, printed "30%"), with the digits that show it
-    is past it. The lesson's flag_issues keeps the lesson's text."""
-    if warning.kind not in SHARES:
-        return warning
-    index, limit = warning.layer - 1, SHARES[warning.kind]
+def one_decimal(warning, report):
+    """The warning with its share to one decimal: 30.3% is past the 30% limit, "30%" is not."""
+    index = warning.layer - 1
     if warning.kind == "dead neurons":
         percent = 100.0 * report["dead_count"][index] / report["layer_neuron_count"][index]
-    else:
+    elif warning.kind == "saturation":
         percent = 100.0 * report["saturation_rate"][index]
-    if round(percent) != limit:
+    else:
         return warning
-    digits = next(digits for digits in range(1, 17) if round(percent, digits) != limit)
-    text = warning.text.replace(f"{percent:.0f}%", f"{percent:.{digits}f}%", 1)
-    return warning._replace(text=text)
+    return warning._replace(text=warning.text.replace(f"{percent:.0f}%", f"{percent:.1f}%", 1))
 
 
-# ----------------------------------------------------------------------------
-# One examination: train under the ExamMonitor, then print what it measured
-
-
-def examine(patient, samples, halt_on_warning=False):
-    """Train one patient under the ExamMonitor, to its last epoch or, halting,
-    to its first warning. Returns its reports, each with its "warnings" and
-    "calm" (see examination_warnings), and the seconds spent training, in the
-    lesson's six readings and in the update/weight ratio."""
-    monitor = ExamMonitor(patient["layer_widths"], patient["activation"])
+def examine(dosing, samples, halt_on_warning=False):
+    """Train under the ExamMonitor (to the first warning, halting); the reports with warnings."""
     reports = []
-    start = perf_counter()
-    for report in dosed_run(patient, samples, monitor):
+    for report in dosed_run(dosing, samples, ExamMonitor(dosing.layer_widths, dosing.activation)):
         report["warnings"], report["calm"] = examination_warnings(report)
         reports.append(report)
         if halt_on_warning and report["warnings"]:
             break
-    readings, ratio = monitor.lesson_seconds, monitor.ratio_seconds
-    return reports, (perf_counter() - start - readings - ratio, readings, ratio)
+    return reports
 
 
-def print_examination(patient, reports, report_every, charset, halted=False, seconds=None):
-    """The examination's charts: every report_every epochs, at the first sign
-    of disease (the first epoch with a warning) and at the last; then the
-    trends, the heatmap, the verdict and, given the seconds, the timing."""
-    labels = ACTIVATIONS[patient["activation"]]["labels"]
-    first = first_warned(reports)
+def samples_for(dosing):
+    widths = dosing.layer_widths
+    return make_training_data(dosing.sample_count, widths[0], widths[-1], dosing.data_seed)
+
+
+def print_examination(dosing, reports, report_every, halted=False):
+    """Charts every report_every epochs, at the first sign and the last; trends, verdict."""
+    activation, first = ACTIVATIONS[dosing.activation], first_warned(reports)
     for report in reports:
         last = report is reports[-1]
         if report["epoch"] % report_every == 0 or last or report is first:
-            lines = chart_lines(patient["label"], report, show_histogram=last, labels=labels)
+            lines = chart_lines(dosing.label, report)
+            lines += histogram_chart(report, activation.labels) if last else []
             if report is first:
                 lines.insert(1, "first sign: the first epoch with a warning")
-            lines += update_ratio_lines(report) + warning_lines(report["warnings"])
-            if report["calm"]:
-                lines.append(
-                    f"(not counted: {plural(len(report['calm']), 'warning')} of small gradients "
-                    f"or steps; with the loss below {FITTED_LOSS:g} the network has fit its data)"
-                )
-            print("\n".join(lines) + "\n")
+            print("\n".join(lines + examination_lines(report)) + "\n")
     if halted:
         print(f"halted at epoch {reports[-1]['epoch']}: the first warning stops the visit.\n")
-    not_applicable = ACTIVATIONS[patient["activation"]]["not_applicable"]
-    print("\n".join(trend_lines(reports, charset, not_applicable)))
-    print("\n".join(histogram_heatmap(reports, charset, labels)))
-    print(verdict(reports))
-    if seconds:
-        print(timing_line(*seconds))
-    print()
+    print("\n".join(trend_lines(reports, stdout_charset(), activation.not_applicable)))
+    print(verdict(reports) + "\n")
 
 
 def first_warned(reports):
     return next((report for report in reports if report["warnings"]), None)
 
 
-def update_ratio_lines(report):
+def examination_lines(report):
+    """What an examined chart adds below the lesson's table: the ratios and the warnings."""
     ratios = "  ".join(
-        f"{index + 1}: {readable(ratio, '.1e')}"
-        for index, ratio in enumerate(report["update_ratio"])
+        f"{i}: {readable(r, '.1e')}" for i, r in enumerate(report["update_ratio"], 1)
     )
     limits = f"warns below {UPDATE_RATIO_LOW:g} or above {UPDATE_RATIO_HIGH:g}"
-    return [f"update/weight ratio per layer ({limits}): {ratios}"]
+    lines = [f"update/weight ratio per layer ({limits}): {ratios}"]
+    lines += warning_lines(report["warnings"])
+    if report["calm"]:
+        calm = plural(len(report["calm"]), "warning")
+        lines.append(
+            f"(not counted: {calm} of small gradients or steps; with the loss below "
+            f"{FITTED_LOSS:g} the network has fit its data)"
+        )
+    return lines
 
 
-def timing_line(training, readings, ratio):
-    return (
-        f"timing: training {training:.2f}s; the lesson's six readings {readings:.2f}s"
-        f" ({100.0 * readings / training:.0f}% of training); the update/weight "
-        f"ratio {ratio:.2f}s ({100.0 * ratio / training:.0f}%)"
-    )
+def stdout_charset():
+    """Block characters where stdout can print them, plain ones elsewhere."""
+    try:
+        SPARK_LEVELS["unicode"].encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "ascii"
+    return "unicode"
 
 
-# The chart over time: trend lines and a histogram heatmap, one column per epoch.
+# The chart over time, as text (one character per epoch) and on the page.
 SPARK_LEVELS = {"unicode": "▁▂▃▄▅▆▇█", "ascii": ".:-=+*#@"}
-SHADE_LEVELS = {"unicode": " ░▒▓█", "ascii": " .:*#"}
 ZERO_MARK, NONFINITE_MARK = "_", "!"
-TRENDS = (
-    # report key, title, log scale, per-neuron share (dead count / width)
-    ("activation_std", "activation std", True, False),
-    ("gradient_std", "gradient std", True, False),
-    ("dead_count", "dead share", False, True),
-    ("saturation_rate", "saturation share", False, False),
-    ("update_ratio", "update/weight ratio", True, False),
+# fmt: off
+TRENDS = (  # report key, title, the page's y axis, log scale, warning limits, in the text too
+    ("activation_std", "activation std", "std of the outputs", True,
+     ((COLLAPSED_ACT_STD, "below"),), True),
+    ("gradient_std", "gradient std", "std of dLoss/d(pre)", True,
+     ((VANISHING_GRAD_STD, "below"), (EXPLODING_GRAD_STD, "above")), True),
+    ("gradient_max", "max gradient", "largest |dLoss/d(pre)|", True, (), False),
+    ("dead_count", "dead share", "share of the neurons", False,  # a share of the layer
+     ((DEAD_PERCENT_LIMIT / 100, "above"),), True),
+    ("saturation_rate", "saturation share", "share of pre-activations", False,
+     ((SATURATED_PERCENT_LIMIT / 100, "above"),), True),
+    ("update_ratio", "update/weight ratio", "std(update) / std(W)", True,
+     ((UPDATE_RATIO_LOW, "below"), (UPDATE_RATIO_HIGH, "above")), True),
 )
+# fmt: on
 
 
 def sparkline(values, low, high, log_scale, charset):
-    """One character per value, from the lowest level (at low) to the highest
-    (at high); ZERO_MARK for an exact zero on a log scale, NONFINITE_MARK for
-    NaN or inf."""
-    levels = SPARK_LEVELS[charset]
-    marks = []
+    """One character per value between low and high; marks for 0 on a log scale and NaN/inf."""
+    levels, where, marks = SPARK_LEVELS[charset], math.log10 if log_scale else float, []
     for value in values:
         if not math.isfinite(value):
             marks.append(NONFINITE_MARK)
         elif log_scale and value <= 0.0:
             marks.append(ZERO_MARK)
         else:
-            position = scale_position(value, low, high, log_scale)
-            marks.append(levels[min(int(position * len(levels)), len(levels) - 1)])
+            span = where(high) - where(low)
+            position = (where(value) - where(low)) / span if high > low else 0.0
+            marks.append(levels[min(max(int(position * len(levels)), 0), len(levels) - 1)])
     return "".join(marks)
 
 
-def scale_position(value, low, high, log_scale):
-    """Where value sits between low and high, from 0 to 1."""
-    if log_scale:
-        value, low, high = math.log10(value), math.log10(low), math.log10(high)
-    return 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
-
-
 def trend_lines(reports, charset, not_applicable=()):
-    """Each reading of each layer across the epochs, one character per epoch.
-    Log-scaled readings share one scale across the layers, from the smallest
-    to the largest positive value of the run; shares run from 0 to 1."""
-    lines = [
-        f"trends over {plural(len(reports), 'epoch')} (one column per epoch; "
-        f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf):"
-    ]
-    losses = [report["loss"] for report in reports]
-    positive = [loss for loss in losses if math.isfinite(loss) and loss > 0.0] or [1.0]
-    low, high = min(positive), max(positive)
-    lines.append(f"  loss, the temperature (log scale, {low:.1e} .. {high:.1e})")
-    lines.append(f"    all layers {sparkline(losses, low, high, True, charset)}")
-    layer_count = len(reports[0]["activation_std"])
-    for key, title, log_scale, per_neuron in TRENDS:
-        if key in not_applicable:
-            continue
-        rows = [[report[key][layer] for report in reports] for layer in range(layer_count)]
-        if per_neuron:
-            widths = reports[0]["layer_neuron_count"]
-            rows = [[count / width for count in row] for row, width in zip(rows, widths)]
+    """The loss and every reading of every layer over the epochs, one character each."""
+    marks = f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf"
+    lines = [f"trends over {plural(len(reports), 'epoch')} (one column per epoch; {marks}):"]
+    widths = reports[0]["layer_neuron_count"]
+    trends = [("loss, the temperature", {"all layers": [r["loss"] for r in reports]}, True)]
+    for key, title, _, log_scale, _, in_text in TRENDS:
+        if in_text and key not in not_applicable:
+            scales = widths if key == "dead_count" else [1] * len(widths)
+            rows = {
+                f"layer {layer + 1:>2}": [r[key][layer] / scale for r in reports]
+                for layer, scale in enumerate(scales)
+            }
+            trends.append((title, rows, log_scale))
+    for title, rows, log_scale in trends:
+        low, high, span = 0.0, 1.0, "0 .. 1"
         if log_scale:
-            positive = [v for row in rows for v in row if math.isfinite(v) and v > 0.0]
+            positive = [v for row in rows.values() for v in row if math.isfinite(v) and v > 0.0]
             low, high = (min(positive), max(positive)) if positive else (1.0, 1.0)
             span = f"{low:.1e} .. {high:.1e}" if positive else "no finite value above 0"
-            lines.append(f"  {title} (log scale, {span})")
-        else:
-            low, high = 0.0, 1.0
-            lines.append(f"  {title} (0 .. 1)")
-        for layer, row in enumerate(rows):
-            lines.append(
-                f"    layer {layer + 1:>2} {sparkline(row, low, high, log_scale, charset)}"
-            )
-    return lines
-
-
-def histogram_heatmap(reports, charset, labels):
-    """The activation histogram over time, like fastai's 'colorful dimension'
-    plot: per layer one row per bucket (largest values on top), one column per
-    epoch, darker = larger share. Buckets never used in the run are left out."""
-    shades = SHADE_LEVELS[charset]
-    layer_count = len(reports[0]["histogram"])
-    used = [
-        any(r["histogram"][layer][bucket] for r in reports for layer in range(layer_count))
-        for bucket in range(len(labels))
-    ]
-    label_width = max(map(len, labels))
-    lines = [f"activation histogram over time (darker = larger share: '{shades[1:]}'):"]
-    for layer in range(layer_count):
-        lines.append(f"  layer {layer + 1}")
-        epoch_shares = [bucket_shares(report["histogram"][layer]) for report in reports]
-        for bucket in reversed(range(len(labels))):
-            if not used[bucket]:
-                continue
-            # Any share above zero gets at least the lightest shade.
-            cells = [
-                shades[math.ceil(shares[bucket] * (len(shades) - 1))] for shares in epoch_shares
-            ]
-            lines.append(f"    {labels[bucket]:>{label_width}} |{''.join(cells)}|")
+            span = f"log scale, {span}"
+        lines.append(f"  {title} ({span})")
+        lines += [
+            f"    {name} {sparkline(row, low, high, log_scale, charset)}"
+            for name, row in rows.items()
+        ]
     return lines
 
 
@@ -1335,9 +1067,7 @@ BACKWARD_DISEASES = ("vanishing gradients", "exploding gradients")
 
 
 def verdict(reports):
-    """One line: whether and when the run diverged, and the first epoch with a
-    warning, the loss then (beside the loss at epoch 1: had the loss curve
-    noticed?) and where its diseases start; or that no warning was raised."""
+    """One line: when the chart first warned, the loss then, where the disease starts."""
     warned = first_warned(reports)
     if warned is None:
         last = reports[-1]
@@ -1352,7 +1082,7 @@ def verdict(reports):
     line = " ".join([line, *origins(warned)])
     diverged = next((report for report in reports if diverged_in(report)), None)
     if diverged:
-        nonfinite = sum(diverged["nonfinite_count"])
+        nonfinite = sum(diverged.get("nonfinite_count", ()))
         signs = [f"loss {format_loss(diverged['loss'])}"]
         if nonfinite:
             signs.insert(0, f"{plural(nonfinite, 'non-finite value')} in the hidden layers")
@@ -1394,8 +1124,7 @@ def origins(report):
 
 
 def change(start, end):
-    """How a positive reading changes from start to end, in words:
-    'shrinks 18x', 'grows 2.5x', 'falls to 0'."""
+    """How a positive reading changes, in words: 'shrinks 18x', 'grows 2.5x', 'falls to 0'."""
     if not (math.isfinite(start) and math.isfinite(end)) or start <= 0.0 or end < 0.0:
         return "cannot be compared (n/a)"
     if end == 0.0:
@@ -1408,7 +1137,7 @@ def change(start, end):
 
 
 def diverged_in(report):
-    return sum(report["nonfinite_count"]) > 0 or not math.isfinite(report["loss"])
+    return sum(report.get("nonfinite_count", ())) > 0 or not math.isfinite(report["loss"])
 
 
 # ----------------------------------------------------------------------------
@@ -1487,22 +1216,15 @@ STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 
 
 def init_scale(dosing):
-    """The dosing's weight std over the one its activation should have (their
-    geometric mean over the layers): above 1 too large, below 1 too small."""
-    best = RECOMMENDED_INIT[dosing["activation"]]
-    logs = [
-        math.log(
-            init_std(fan_in, fan_out, dosing["init_mode"], dosing["weight_scale_override"])
-            / init_std(fan_in, fan_out, best, None)
-        )
-        for fan_in, fan_out in pairwise(dosing["layer_widths"])
-    ]
-    return math.exp(exact_sum(logs) / len(logs))
+    """The init's std over the activation's recommended one (geometric mean over layers)."""
+    best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
+    given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
+    logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans)]
+    return math.exp(math.fsum(logs) / len(logs))
 
 
 def steady_factor(reports, nudge=1.0):
-    """What the learning rate should be multiplied by for steady steps: at
-    least nudge times up or down, at most LR_FACTOR_LIMIT times."""
+    """The learning rate's factor toward steady steps: at least nudge, at most 30x."""
     # The largest layer's epoch-1 ratio; with none (weights without a finite
     # spread) the steps have blown up: as if it were inf.
     steps = max((r for r in reports[0]["update_ratio"] if not math.isnan(r)), default=math.inf)
@@ -1518,85 +1240,60 @@ CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
     "init off by 2x": lambda dosing, reports: not 0.5 < init_scale(dosing) < 2.0,
     "fast steps": lambda dosing, reports: steady_factor(reports) < 1.0 / STEADY_BAND,
     "slow steps": lambda dosing, reports: steady_factor(reports) > STEADY_BAND,
-    "ReLU": lambda dosing, reports: dosing["activation"] == "relu",
+    "ReLU": lambda dosing, reports: dosing.activation == "relu",
     "still falling": lambda dosing, reports: still_falling(dosing, reports),
 }
 
 
 def still_falling(dosing, reports):
-    """Whether more epochs could cure: nothing warns at the end, the loss fell
-    by at least 10% over the last five epochs, and the dosing has its
-    untreated epochs (it is given more at most once)."""
+    """Whether more epochs could cure: quiet, the loss still falling, never given before."""
     recent = [report["loss"] for report in reports[-6:]]
-    untreated = dosing.get("untreated_epochs", dosing["epochs"])
+    untreated = dosing.untreated_epochs or dosing.epochs
     fell = len(recent) == 6 and recent[-1] <= STILL_FALLING * recent[0]
-    return fell and not reports[-1]["warnings"] and dosing["epochs"] == untreated
+    return fell and not reports[-1]["warnings"] and dosing.epochs == untreated
 
 
 INIT_SOURCES = {"kaiming": "He et al. 2015", "xavier": "Glorot and Bengio 2010"}
 
 
 def recommended_init(dosing, reports):
-    init = RECOMMENDED_INIT[dosing["activation"]]
+    init = RECOMMENDED_INIT[dosing.activation]
     return f"{init} init", {"init_mode": init, "weight_scale_override": None}, INIT_SOURCES[init]
-
-
-def scaled_learning_rate(factor):
-    def treatment(dosing, reports):
-        change = {"learning_rate": dosing["learning_rate"] * factor}
-        return f"learning rate x {factor:g}", change, "Bengio 2012"
-
-    return treatment
 
 
 def steady_learning_rate(dosing, reports):
     factor = steady_factor(reports, LR_NUDGE)
-    change = {"learning_rate": dosing["learning_rate"] * factor}
+    change = {"learning_rate": dosing.learning_rate * factor}
     return f"learning rate x {factor:.2g}", change, "Karpathy, CS231n notes"
 
 
+# fmt: off
 TREATMENTS = {  # treatment: (dosing, reports) -> (its name, its change to the dosing, its source)
     "the activation's init": recommended_init,
     "steady learning rate": steady_learning_rate,
-    "learning rate x 2": scaled_learning_rate(2.0),
-    "learning rate x 0.5": scaled_learning_rate(0.5),
+    "learning rate x 2": lambda dosing, reports: (
+        "learning rate x 2", {"learning_rate": dosing.learning_rate * 2.0}, "Bengio 2012"),
+    "learning rate x 0.5": lambda dosing, reports: (
+        "learning rate x 0.5", {"learning_rate": dosing.learning_rate * 0.5}, "Bengio 2012"),
     "gradient clipping": lambda dosing, reports: (
-        f"gradient clipping at {CLIP_NORM:g}",
-        {"clip": CLIP_NORM},
-        "Pascanu et al. 2013",
-    ),
+        f"gradient clipping at {CLIP_NORM:g}", {"clip": CLIP_NORM}, "Pascanu et al. 2013"),
     "layer norm": lambda dosing, reports: (
-        "layer norm",
-        {"norm": "layer"},
-        "Ba, Kiros and Hinton 2016",
-    ),
+        "layer norm", {"norm": "layer"}, "Ba, Kiros and Hinton 2016"),
     "leaky ReLU": lambda dosing, reports: (
-        "leaky ReLU",
-        {"activation": "leaky_relu"},
-        "Maas, Hannun and Ng 2013",
-    ),
+        "leaky ReLU", {"activation": "leaky_relu"}, "Maas, Hannun and Ng 2013"),
     "Adam": lambda dosing, reports: (
         f"Adam at lr={ADAM_LEARNING_RATE:g}",
-        {"optimizer": "adam", "learning_rate": ADAM_LEARNING_RATE},
-        "Kingma and Ba 2015",
-    ),
+        {"optimizer": "adam", "learning_rate": ADAM_LEARNING_RATE}, "Kingma and Ba 2015"),
     "train longer": lambda dosing, reports: (
-        f"{2 * dosing['epochs']} epochs instead of {dosing['epochs']}",
-        {"epochs": 2 * dosing["epochs"]},
-        "its loss was still falling",
-    ),
+        f"{2 * dosing.epochs} epochs instead of {dosing.epochs}", {"epochs": 2 * dosing.epochs},
+        "its loss was still falling"),
 }
+# fmt: on
+Treatment = namedtuple("Treatment", "name change reason")  # change: the dosing fields it sets
 
 
 def prescribe(reports, dosing, tried=()):
-    """At most TREATMENTS_PER_ROUND treatments for a run's first sign of
-    disease, by the PRESCRIPTIONS table: a list of dicts with the treatment's
-    "name", its "dosing" change and the "reason" (the warning it answers and
-    the remedy's source). When the table has nothing left for the first sign,
-    it answers the last epoch's warnings, then "no progress" (a final loss
-    not below CURED_LOSS). A treatment that would give a dosing in tried (the
-    ones already examined) is passed over like one already given. Reads the
-    reports and the dosing, never the name."""
+    """Treatments for the first sign (then the last epoch, then no progress) by the table."""
     first, last = first_warned(reports), reports[-1]
     signs = [
         (f"at epoch {report['epoch']}", {warning.kind for warning in report["warnings"]})
@@ -1613,8 +1310,7 @@ def prescribe(reports, dosing, tried=()):
 
 
 def answer(kinds, where, reports, dosing, tried):
-    """The treatments for one sign's kinds of warning: for each family, its
-    most urgent kind's first row that holds and is neither given nor tried."""
+    """For each family, its most urgent kind's first row that holds and is new."""
     prescription = []
     for family in FAMILIES:
         kind = next((kind for kind in family if kind in kinds), None)
@@ -1624,87 +1320,75 @@ def answer(kinds, where, reports, dosing, tried):
             if row_kind != kind or not CONDITIONS[condition](dosing, reports):
                 continue
             name, change, source = TREATMENTS[treatment](dosing, reports)
-            if all(dosing[key] == value for key, value in change.items()):
-                continue  # already given
-            if any(same_dosing({**dosing, **change}, other) for other in tried):
-                continue  # examined in an earlier round: never twice
-            if not any(key in given["dosing"] for given in prescription for key in change):
-                prescription.append(
-                    dict(name=name, dosing=change, reason=f"answers {kind} {where} ({source})")
-                )
+            if replace(dosing, **change) == dosing or replace(dosing, **change) in tried:
+                continue  # already given, or examined in an earlier round: never twice
+            if not any(key in given.change for given in prescription for key in change):
+                prescription.append(Treatment(name, change, f"answers {kind} {where} ({source})"))
             break
     return prescription
 
 
-def same_dosing(one, other):
-    return all(one[key] == other[key] for key in DOSING_KEYS)
-
-
 def set_back(treated, before):
-    """Whether a treatment left a run worse than before: before, the last
-    epoch warned nothing; after, the final loss is no lower."""
+    """Whether a treatment left a quiet run with no lower final loss."""
     return not before[-1]["warnings"] and not treated[-1]["loss"] < before[-1]["loss"]
 
 
 def is_well(reports):
-    """The cure's definition: the last epoch trips no warning and the final
-    loss is below CURED_LOSS."""
+    """The cure: the last epoch trips no warning and the final loss is below CURED_LOSS."""
     return not reports[-1]["warnings"] and reports[-1]["loss"] < CURED_LOSS
 
 
-def apply_treatments(patient, prescription):
-    """The patient with its dosing changed as prescribed; the task (data,
-    widths, epochs, seeds) stays the same."""
-    treated = dict(patient)
+def apply_treatments(dosing, prescription):
+    """The dosing changed as prescribed; the task (data, widths, seeds) stays."""
     for treatment in prescription:
-        treated.update(treatment["dosing"])
-    treated["label"] = f"{patient['patient'].upper()} ({describe_dosing(treated)})"
-    return treated
+        dosing = replace(dosing, **treatment.change)
+    return replace(dosing, label=f"{dosing.patient.upper()} ({describe_dosing(dosing)})")
 
 
-def treat(patient, samples):
-    """Examine the patient; while it is not well (see is_well), prescribe from
-    the chart of the last round kept, apply it and examine again, up to
-    TREATMENT_ROUNDS rounds. A round that sets the patient back (see set_back)
-    is withdrawn: the next prescription starts from the round before it.
-    Returns every round: a dict of its "dosing", the "treatments" given so
-    far, its "reports", the "prescription" that made it and "withdrawn"."""
-    patient = dict(patient, untreated_epochs=patient["epochs"])
-    reports, _ = examine(patient, samples)
-    rounds = [dict(dosing=patient, treatments=[], reports=reports, prescription=[])]
-    rounds[0]["withdrawn"] = False
+@dataclass
+class Round:
+    """One treatment round: dosing, treatments so far, reports, prescription, withdrawn."""
+
+    dosing: Dosing
+    treatments: list
+    reports: list
+    prescription: list = field(default_factory=list)
+    withdrawn: bool = False
+
+
+def treat(dosing, samples):
+    """Examine, and while not well prescribe, apply and examine again; undo set-backs."""
+    dosing = replace(dosing, untreated_epochs=dosing.epochs)
+    rounds = [Round(dosing, [], examine(dosing, samples))]
     base = rounds[0]
-    while not is_well(reports) and len(rounds) <= TREATMENT_ROUNDS:
-        tried = [round_["dosing"] for round_ in rounds]
-        prescription = prescribe(base["reports"], base["dosing"], tried)
+    while not is_well(rounds[-1].reports) and len(rounds) <= TREATMENT_ROUNDS:
+        tried = [round_.dosing for round_ in rounds]
+        prescription = prescribe(base.reports, base.dosing, tried)
         if not prescription:
             break
-        dosing = apply_treatments(base["dosing"], prescription)
-        reports, _ = examine(dosing, samples)
-        treatments = base["treatments"] + [treatment["name"] for treatment in prescription]
-        withdrawn = set_back(reports, base["reports"])
-        rounds.append(dict(dosing=dosing, treatments=treatments, reports=reports))
-        rounds[-1].update(prescription=prescription, withdrawn=withdrawn)
-        if not withdrawn:
+        dosing = apply_treatments(base.dosing, prescription)
+        reports = examine(dosing, samples)
+        treatments = base.treatments + [treatment.name for treatment in prescription]
+        withdrawn = set_back(reports, base.reports)
+        rounds.append(Round(dosing, treatments, reports, prescription, withdrawn))
+        if not rounds[-1].withdrawn:
             base = rounds[-1]
     return rounds
 
 
 def kept_round(rounds):
     """The round the patient ends on: the last one not withdrawn."""
-    return next(round_ for round_ in reversed(rounds) if not round_["withdrawn"])
+    return next(round_ for round_ in reversed(rounds) if not round_.withdrawn)
 
 
-def print_treatment(rounds, report_every, charset):
-    """Each round's examination after its prescription, then the untreated
-    patient beside the treated one and the outcome line."""
+def print_treatment(rounds, report_every):
+    """Each round's prescription and examination, then before/after and the outcome."""
     for number, round_ in enumerate(rounds):
         if number:
-            print(f"prescription, round {number}:")
-            reasons = [f"- {given['name']}: {given['reason']}" for given in round_["prescription"]]
-            print("\n".join(reasons) + "\n")
-        print_examination(round_["dosing"], round_["reports"], report_every, charset)
-        if round_["withdrawn"]:
+            reasons = [f"- {given.name}: {given.reason}" for given in round_.prescription]
+            print("\n".join([f"prescription, round {number}:", *reasons]) + "\n")
+        print_examination(round_.dosing, round_.reports, report_every)
+        if round_.withdrawn:
             print(f"round {number} left the patient worse: its treatments are withdrawn\n")
     kept = kept_round(rounds)
     if kept is not rounds[0]:
@@ -1713,42 +1397,24 @@ def print_treatment(rounds, report_every, charset):
 
 
 def comparison_lines(before, after):
-    """Untreated beside treated, each layer's readings at the last epoch:
-    before -> after, each column as wide as its widest cell."""
-    first, last = before["reports"][-1], after["reports"][-1]
-    header = ["layer", "act std", "grad std", "dead", "sat %"]
+    """Untreated beside treated, some of the chart's cells at the last epoch: before -> after."""
+    first, last, shown = before.reports[-1], after.reports[-1], (2, 3, 5, 6)
     rows = [
-        [str(index + 1)]
-        + [
-            f"{old} -> {new}"
-            for old, new in zip(*(layer_cells(report, index) for report in (first, last)))
-        ]
-        for index in range(len(last["activation_std"]))
+        [old[0], *(f"{old[i]} -> {new[i]}" for i in shown)]
+        for old, new in zip(health_rows(first), health_rows(last))
     ]
-    widths = [max(map(len, column)) for column in zip(header, *rows)]
     return [
         f"=== before and after treatment | epoch {last['epoch']} ===",
-        f"untreated: {describe_dosing(before['dosing'])}",
-        f"treated:   {describe_dosing(after['dosing'])} ({', '.join(after['treatments'])})",
+        f"untreated: {describe_dosing(before.dosing)}",
+        f"treated:   {describe_dosing(after.dosing)} ({', '.join(after.treatments)})",
         f"loss: {format_loss(first['loss'])} -> {format_loss(last['loss'])}",
-        *(" | ".join(f"{cell:>{w}}" for cell, w in zip(row, widths)) for row in [header, *rows]),
+        *table_lines(["layer", *(HEALTH_HEADER[i] for i in shown)], rows),
     ]
-
-
-def layer_cells(report, index):
-    """One layer's act std, grad std, dead and sat % as the chart prints them."""
-    return (
-        format_activation(report["activation_std"][index]),
-        readable(report["gradient_std"][index], ".2e"),
-        dead_text(report, index),
-        readable(report["saturation_rate"][index], ".0%"),
-    )
 
 
 def outcome(rounds, final):
-    """The one line that ends a treatment: healthy, cured or not cured. The
-    patient ends on final, the last round whose treatments were kept."""
-    untreated, reports = rounds[0]["reports"], final["reports"]
+    """The one line that ends a treatment: healthy, cured or not cured."""
+    untreated, reports = rounds[0].reports, final.reports
     final_loss = format_loss(reports[-1]["loss"])
     if len(rounds) == 1 and is_well(reports):
         warned = sum(1 for report in reports if report["warnings"])
@@ -1757,7 +1423,7 @@ def outcome(rounds, final):
     loss = f"loss {format_loss(untreated[-1]['loss'])} before, {final_loss} after"
     if is_well(reports):
         after = plural(len(rounds) - 1, "round")
-        return f"outcome: cured after {after} ({', '.join(final['treatments'])}); {loss}."
+        return f"outcome: cured after {after} ({', '.join(final.treatments)}); {loss}."
     warnings = reports[-1]["warnings"]
     if warnings:
         still = f"still warns: {first_of(warnings)}"
@@ -1765,21 +1431,17 @@ def outcome(rounds, final):
         still = f"no warning, but the final loss is not below {CURED_LOSS:g}"
     if len(rounds) == 1:
         return f"outcome: not cured: nothing in the prescription table answers it; {still}."
-    after = plural(len(rounds) - 1, "round")
-    kept = ", ".join(final["treatments"]) or "every treatment withdrawn"
-    return f"outcome: not cured after {after} ({kept}); {still}; {loss}."
+    kept = ", ".join(final.treatments) or "every treatment withdrawn"
+    return f"outcome: not cured after {plural(len(rounds) - 1, 'round')} ({kept}); {still}; {loss}."
 
 
 # ----------------------------------------------------------------------------
 # Seeds or dose? The same patient over many seed pairs, on every core
 
 
-def first_signs(run):
-    """Train one run without charts: (the first epoch of each kind of warning
-    it gave, its final loss)."""
-    widths = run["layer_widths"]
-    samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
-    reports, _ = examine(run, samples)
+def first_signs(dosing):
+    """Examine one run without charts: (the first epoch of each kind of warning, its final loss)."""
+    reports = examine(dosing, samples_for(dosing))
     first = {}
     for report in reports:
         for warning in report["warnings"]:
@@ -1787,33 +1449,32 @@ def first_signs(run):
     return first, reports[-1]["loss"]
 
 
-def seed_pairs(patient, seed_count):
-    """The patient on seed_count seed pairs: pair k adds k to its data and
-    network seeds."""
+def seed_pairs(dosing, count):
+    """The dosing on count seed pairs: pair k adds k to its data and network seeds."""
     return [
-        dict(patient, data_seed=patient["data_seed"] + k, network_seed=patient["network_seed"] + k)
-        for k in range(seed_count)
+        replace(dosing, data_seed=dosing.data_seed + k, network_seed=dosing.network_seed + k)
+        for k in range(count)
     ]
 
 
-def seed_summary(patient, results):
-    """Per warning kind, on how many runs it fired and the median epoch it
-    first did; the median final loss; and how many runs never warned."""
+def seed_summary(dosing, results):
+    """Per warning kind, how many runs fired it and when; the median final loss."""
     count = len(results)
     first_epochs = {
         kind: [first[kind] for first, _ in results if kind in first] for kind in WARNING_KINDS
     }
-    data_seeds = seed_range(patient["data_seed"], count)
-    network_seeds = seed_range(patient["network_seed"], count)
+    data_seeds = seed_range(dosing.data_seed, count)
     lines = [
-        f"=== {patient['label']} | {plural(count, 'seed pair')}: data "
-        f"{data_seeds}, network {network_seeds} ==="
+        f"=== {dosing.label} | {plural(count, 'seed pair')}: data "
+        f"{data_seeds}, network {seed_range(dosing.network_seed, count)} ==="
     ]
-    fired = {kind: epochs for kind, epochs in first_epochs.items() if epochs}
-    if fired:
-        lines.append("warning kind        |  runs | median first epoch")
-    for kind, epochs in fired.items():
-        lines.append(f"{kind:<19} | {f'{len(epochs)}/{count}':>5} | {statistics.median(epochs):g}")
+    rows = [
+        [kind, f"{len(epochs)}/{count}", f"{statistics.median(epochs):g}"]
+        for kind, epochs in first_epochs.items()
+        if epochs
+    ]
+    if rows:
+        lines += table_lines(["warning kind", "runs", "median first epoch"], rows, (19, 5), "<><")
     # NaN has no place in an order (median() of it depends on where it
     # stands): the runs whose loss became NaN are counted apart.
     final_losses = [loss for _, loss in results]
@@ -1831,78 +1492,48 @@ def seed_range(first, count):
     return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
 
 
-def map_on_every_core(function, items):
-    """[function(item) for item in items], the items handed out one at a
-    time to one worker process per core (the runs are independent, and pure
-    Python uses one core each), so that the cores stay evenly busy.
-
-    A stop (Ctrl-C, SIGTERM, SIGHUP) raises KeyboardInterrupt here, and on
-    the way out every worker is killed and reaped, whatever it was doing:
-    the workers start with the stops held, so none can slip in while one is
-    half started, and they leave the stops to this process. A worker that
-    died of a stop passes it on; one that died otherwise is an error. No
-    worker is ever replaced, so nothing waits for work that cannot come.
-    (Imported here: only this needs multiprocessing, which costs every run
-    about 1% of its time to import.)
-    """
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    results, workers, next_item = {}, [], 0
-    try:
-        with stops_held():
-            for _ in range(min(len(items), os.cpu_count() or 1)):
-                ours, theirs = multiprocessing.Pipe()
-                worker = multiprocessing.Process(target=work_on, args=(function, items, theirs))
-                workers.append((worker, ours))
-                worker.start()
-                theirs.close()
-        for _, connection in workers:  # the first item of each
-            offer(connection, next_item)
-            next_item += 1
-        waiting = [connection for _, connection in workers]
-        while waiting:
-            for connection in wait(waiting):
-                try:
-                    index, result = connection.recv()
-                except EOFError:  # the worker is done, or dead
-                    waiting.remove(connection)
-                    continue
-                results[index] = result
-                offer(connection, next_item if next_item < len(items) else None)
-                next_item += 1
-    finally:
-        with stops_held():  # a stop now waits until every worker is reaped
-            for worker, connection in workers:
-                if worker.pid is not None and worker.exitcode is None:
-                    worker.kill()
-                worker.join()
-                connection.close()
-    if len(results) < len(items):
-        code = next(worker.exitcode for worker, _ in workers if worker.exitcode)
-        if -code in STOPS:
-            raise KeyboardInterrupt(-code)
-        raise ChildProcessError(f"a worker process ended with status {code} before its work")
-    return [results[index] for index in range(len(items))]
+# Ctrl-C sends SIGINT (to the whole foreground process group), kill SIGTERM.
+STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
-def offer(connection, index):
-    with contextlib.suppress(BrokenPipeError):  # a worker that died: its EOF will say so
-        connection.send(index)
+def on_every_core(function, items):
+    """[function(item) for item in items] on one worker process per core."""
+    import multiprocessing  # here: only seeds needs it, and importing it costs every run ~1%
+
+    # The workers are forked with the stops held, so that none can arrive
+    # before a worker has set its own handlers (then it would print a traceback).
+    with stops_held():
+        pool = multiprocessing.Pool(initializer=leave_stops_to_the_parent)
+    with pool:  # on the way out, even on a stop: terminate every worker and reap it
+        return pool.map(function, items, chunksize=1)
 
 
-def work_on(function, items, connection):
-    """In a worker: ignore Ctrl-C and die at once, quietly, on SIGTERM or
-    SIGHUP (the parent handles both); then answer each index the parent
-    sends with (index, function(items[index])), until it sends None."""
+def leave_stops_to_the_parent():
+    """In a worker: ignore Ctrl-C (the parent gets it too), die at once on SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for stop in STOPS[1:]:
-        signal.signal(stop, signal.SIG_DFL)
-    if hasattr(signal, "pthread_sigmask"):  # let through the stops held while we started
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
-    for index in iter(connection.recv, None):
-        connection.send((index, function(items[index])))
-    connection.close()
+
+
+def hold_stops():
+    """Hold every stop, pending, until the mask is set back (Windows cannot: it has no mask)."""
+    return (
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+        if hasattr(signal, "pthread_sigmask")
+        else None
+    )
+
+
+@contextlib.contextmanager
+def stops_held():
+    """A with block during which a stop waits."""
+    before = hold_stops()
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 # ----------------------------------------------------------------------------
@@ -1920,65 +1551,50 @@ def work_on(function, items, connection):
 LINEAR_REGIME_GAIN = {"tanh": 1.0, "relu": 0.5}  # E[x^2] / Var(z below)
 LEARNS_BELOW = 0.9  # "learns": the final loss is under 90% of chance, ln(classes)
 
+
+Experiment = namedtuple(
+    "Experiment",
+    "title activation layer_widths sample_count inits standardize networks epochs "
+    "learning_rate paper",
+)
+# fmt: off
 EXPERIMENTS = {
-    "glorot-bengio": dict(
-        title="Glorot and Bengio (2010): a 5-layer tanh network at initialization",
-        activation="tanh",
-        layer_widths=[32] * 6 + [4],  # 32 features, 5 hidden layers of 32, 4 classes
-        sample_count=200,
-        inits=("standard", "xavier"),
-        standardize=True,  # as the paper did: each feature to mean 0 and variance 1
-        networks=1,
-        epochs=0,
-        learning_rate=None,
-        paper="Glorot and Bengio (2010), Sec. 4.2: with the standard initialization, "
-        "activations shrink from layer to layer going up and back-propagated gradients "
-        "shrink going down; their normalized (Xavier) initialization keeps both about "
-        "the same at every layer.",
-    ),
-    "he": dict(
-        title="He et al. (2015): a 30-layer ReLU network, Xavier against Kaiming",
-        activation="relu",
-        layer_widths=[8] + [16] * 30 + [4],  # the toy task, 30 hidden layers of 16
-        sample_count=80,
-        inits=("xavier", "kaiming"),
-        standardize=False,
-        # Theory speaks of the expected variance. At width 16 each layer's
-        # variance ratio scatters around it, and over 30 layers the scatter
-        # compounds: one network is one draw, the mean over several is theory's.
-        networks=10,
-        epochs=10,
-        learning_rate=0.005,
-        paper="He et al. (2015), Sec. 2.2 and Fig. 3: a 30-layer ReLU network with Xavier "
-        "initialization stalls and does not learn; with their initialization it converges.",
-    ),
+    "glorot-bengio": Experiment(
+        "Glorot and Bengio (2010): a 5-layer tanh network at initialization", "tanh",
+        [32] * 6 + [4], 200, ("standard", "xavier"),  # 32 features, 5 hidden layers of 32
+        True, 1, 0, None,  # standardized inputs, as the paper's; one network; no training
+        "Glorot and Bengio (2010), Sec. 4.2: with the standard initialization, activations "
+        "shrink from layer to layer going up and back-propagated gradients shrink going down; "
+        "their normalized (Xavier) initialization keeps both about the same at every layer."),
+    # Theory speaks of the expected variance. At width 16 each layer's variance
+    # ratio scatters around it, and over 30 layers the scatter compounds: one
+    # network is one draw, the mean over several is theory's.
+    "he": Experiment(
+        "He et al. (2015): a 30-layer ReLU network, Xavier against Kaiming", "relu",
+        [8] + [16] * 30 + [4], 80, ("xavier", "kaiming"),  # the toy task, 30 layers of 16
+        False, 10, 10, 0.005,  # raw inputs; 10 networks; 10 epochs at lr 0.005
+        "He et al. (2015), Sec. 2.2 and Fig. 3: a 30-layer ReLU network with Xavier "
+        "initialization stalls and does not learn; with their initialization it converges."),
 }
+# fmt: on
 
 
 def measure_experiment(name, data_seed, network_seed):
-    """Run one experiment: for each init, the readings at initialization
-    beside theory's prediction (see measure_at_init) and, if the experiment
-    trains, the loss of every epoch."""
+    """Readings at init beside theory for each init, and the losses if it trains."""
     experiment = EXPERIMENTS[name]
-    widths = experiment["layer_widths"]
-    samples = make_training_data(experiment["sample_count"], widths[0], widths[-1], data_seed)
-    if experiment["standardize"]:
+    widths, inits = experiment.layer_widths, experiment.inits
+    samples = make_training_data(experiment.sample_count, widths[0], widths[-1], data_seed)
+    if experiment.standardize:
         samples = standardized(samples)
     measured = dict(name=name, data_seed=data_seed, network_seed=network_seed, losses={})
-    measured["at_init"] = {
-        init: measure_at_init(experiment, init, samples, network_seed)
-        for init in experiment["inits"]
-    }
+    measured["at_init"] = {i: measure_at_init(experiment, i, samples, network_seed) for i in inits}
     measured["over_networks"] = {
-        init: over_networks(experiment, init, samples, network_seed) for init in experiment["inits"]
+        i: over_networks(experiment, i, samples, network_seed) for i in inits
     }
-    for init in experiment["inits"] if experiment["epochs"] else ():
-        dosing = dict(
-            layer_widths=widths, init_mode=init, weight_scale_override=None, norm="none",
-            learning_rate=experiment["learning_rate"], activation=experiment["activation"],
-            clip=None, optimizer="sgd", epochs=experiment["epochs"], network_seed=network_seed,
-        )  # fmt: skip
-        monitor = ExamMonitor(widths, experiment["activation"])
+    for init in inits if experiment.epochs else ():
+        dosing = Dosing(init, None, experiment.learning_rate, widths, experiment.activation,
+                        epochs=experiment.epochs, network_seed=network_seed)  # fmt: skip
+        monitor = ExamMonitor(widths, experiment.activation)
         measured["losses"][init] = [
             report["loss"] for report in dosed_run(dosing, samples, monitor)
         ]
@@ -1986,30 +1602,20 @@ def measure_experiment(name, data_seed, network_seed):
 
 
 def measure_at_init(experiment, init_mode, samples, network_seed):
-    """Forward and backward every sample through a fresh network, without a
-    step. Returns the examination's report of the readings, each hidden
-    layer's pre-activation std, and the theory's prediction of both stds."""
-    widths, activation = experiment["layer_widths"], ACTIVATIONS[experiment["activation"]]
+    """Forward and backward every sample through a fresh network: readings and theory."""
+    widths, activation = experiment.layer_widths, ACTIVATIONS[experiment.activation]
     network = init_network(widths, init_mode, None, network_seed)
-    monitor = ExamMonitor(widths, experiment["activation"])
-    output_grads = []
+    monitor, output_grads = ExamMonitor(widths, experiment.activation), []
     for inputs, target_class in samples:
-        trace = treated_forward(activation["layer"], [], network, inputs)
-        grads = backward(network, trace, target_class, activation["backward"])
+        trace = dosed_forward(activation, [], network, inputs)
+        grads = backward(network, trace, target_class, partial(dosed_backward, activation))
         monitor.record(trace, grads)
         output_grads += grads[-1]
     report = monitor.report()
-    pre_stds = [mean_and_std(finite(pre))[1] for pre in monitor.pre_activations_per_layer]
-    inputs = [value for features, _ in samples for value in features]
-    predicted_pre, predicted_grad = predicted_stds(
-        experiment,
-        init_mode,
-        mean_square(inputs),
-        pre_stds,
-        report["gradient_std"],
-        mean_square(output_grads),
-    )
-    return report, pre_stds, predicted_pre, predicted_grad
+    pre_stds = [mean_and_std(pre)[1] for pre in monitor.pre_activations_per_layer]
+    inputs = mean_square([value for features, _ in samples for value in features])
+    theory = predicted_stds(experiment, init_mode, inputs, pre_stds, report, output_grads)
+    return report, pre_stds, *theory
 
 
 def standardized(samples):
@@ -2019,66 +1625,52 @@ def standardized(samples):
 
 
 def over_networks(experiment, init_mode, samples, network_seed):
-    """Each hidden layer's pre-activation std as the root of its variance's
-    mean over experiment["networks"] networks (seeds network_seed + k), and
-    what theory predicts for it from the input alone: the variance law
-    applied layer after layer, Var(z_l) = gain * fan_in * Var(W) * Var(z_l-1)."""
-    count = experiment["networks"]
-    variances = [
-        [std * std for std in measure_at_init(experiment, init_mode, samples, network_seed + k)[1]]
-        for k in range(count)
+    """Each layer's pre-activation std over several networks, and theory's from the input."""
+    count, gain = experiment.networks, LINEAR_REGIME_GAIN[experiment.activation]
+    runs = [measure_at_init(experiment, init_mode, samples, network_seed + k) for k in range(count)]
+    measured = [
+        math.sqrt(math.fsum(s * s for s in layer) / count) for layer in zip(*(r[1] for r in runs))
     ]
-    measured = [math.sqrt(exact_sum(list(layer)) / count) for layer in zip(*variances)]
-    widths, gain = experiment["layer_widths"], LINEAR_REGIME_GAIN[experiment["activation"]]
     variance, theory = mean_square([value for features, _ in samples for value in features]), []
-    for layer, (fan_in, fan_out) in enumerate(pairwise(widths[:-1])):
-        variance *= (
-            (gain if layer else 1.0) * fan_in * init_std(fan_in, fan_out, init_mode, None) ** 2
-        )
+    for layer, fans in enumerate(pairwise(experiment.layer_widths[:-1])):
+        variance *= (gain if layer else 1.0) * fans[0] * init_std(*fans, init_mode, None) ** 2
         theory.append(math.sqrt(variance))
     return measured, theory
 
 
 def mean_square(values):
-    return exact_sum([value * value for value in values]) / len(values)
+    return math.fsum([value * value for value in values]) / len(values)
 
 
-def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, grad_stds, top_mean_square):
-    """What the variance law predicts for each hidden layer, one layer at a
-    time from the measured layer before it (below for the forward pass, above
-    for the gradients), so that every row tests the law on its own."""
-    widths = experiment["layer_widths"]
-    gain = LINEAR_REGIME_GAIN[experiment["activation"]]
-    weight_variance = [
-        init_std(fan_in, fan_out, init_mode, None) ** 2 for fan_in, fan_out in pairwise(widths)
-    ]
+def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, report, output_grads):
+    """Theory for each layer from the measured layer before it (below, or above for grads)."""
+    widths, gain = experiment.layer_widths, LINEAR_REGIME_GAIN[experiment.activation]
+    weight_variances = [init_std(*fans, init_mode, None) ** 2 for fans in pairwise(widths)]
     # Forward: the data feeds layer 1; layer l gets the activation of l - 1.
     below = [input_mean_square] + [gain * std * std for std in pre_stds[:-1]]
-    forward = [
-        math.sqrt(fan_in * variance * mean_sq)
-        for fan_in, variance, mean_sq in zip(widths, weight_variance, below)
-    ]
-    # Backward: layer l gets the gradient of l + 1 (the output's for the top
+    forward = [math.sqrt(n * v * m) for n, v, m in zip(widths, weight_variances, below)]
+    # Backward: layer l gets the gradient of l + 1 (the output's, for the top
     # one) through the weights above it, fan_out wide, then the activation.
-    above = [std * std for std in grad_stds[1:]] + [top_mean_square]
+    above = [std * std for std in report["gradient_std"][1:]] + [mean_square(output_grads)]
     backward = [
-        math.sqrt(gain * fan_out * variance * mean_sq)
-        for fan_out, variance, mean_sq in zip(widths[2:], weight_variance[1:], above)
+        math.sqrt(gain * n * v * m) for n, v, m in zip(widths[2:], weight_variances[1:], above)
     ]
     return forward, backward
 
 
 def print_experiment(measured):
-    """The experiment's tables beside theory, its training losses and its
-    finding, every number from this run, with the paper's own words."""
+    """The experiment's tables beside theory, its losses, finding and the paper's words."""
     experiment = EXPERIMENTS[measured["name"]]
-    widths, activation = experiment["layer_widths"], experiment["activation"]
-    hidden = widths[1:-1]
-    print(f"=== {experiment['title']} ===")
+    widths, activation, hidden = (
+        experiment.layer_widths,
+        experiment.activation,
+        experiment.layer_widths[1:-1],
+    )
+    seeds = f"data seed {measured['data_seed']}, network seed {measured['network_seed']}"
+    print(f"=== {experiment.title} ===")
     print(
-        f"{activation} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-"
-        f"{widths[-1]}, {experiment['sample_count']} samples of the toy task (data seed "
-        f"{measured['data_seed']}, network seed {measured['network_seed']})"
+        f"{activation} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-{widths[-1]}, "
+        f"{experiment.sample_count} samples of the toy task ({seeds})"
     )
     bend = ", halved after a ReLU" if activation == "relu" else (
         " (tanh ~ linear; where it bends it passes on less)"
@@ -2087,53 +1679,57 @@ def print_experiment(measured):
         f"theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below){bend}; "
         "gradients likewise going down, with fan_out"
     )
-    for init_mode, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
+    for init_mode in measured["at_init"]:
         # A typical hidden layer's factor: fan * Var(W), halved after a ReLU.
         factor = (
             LINEAR_REGIME_GAIN[activation]
             * widths[2]
-            * init_std(widths[1], widths[2], init_mode, None) ** 2
+            * init_std(*widths[1:3], init_mode, None) ** 2
         )
         print(
             f"\n{init_mode} init, at initialization: in theory each layer multiplies the "
             f"variance by {factor:.2f}"
         )
-        averaged, from_input = measured["over_networks"][init_mode]
-        many = experiment["networks"] > 1
-        header = "layer |  act std |  pre std |   theory |  grad std |    theory"
-        if many:
-            header += f" | pre std, {experiment['networks']} nets | theory from input"
-        print(header)
-        for index, pre_std in enumerate(pre_stds):
-            row = (
-                f"{index + 1:>5} | {readable(report['activation_std'][index], '8.2e')} | "
-                f"{readable(pre_std, '8.2e')} | {readable(predicted_pre[index], '8.2e')} | "
-                f"{readable(report['gradient_std'][index], '9.2e')} | "
-                f"{readable(predicted_grad[index], '9.2e')}"
-            )
-            if many:
-                row += f" | {readable(averaged[index], '16.2e')}"
-                row += f" | {readable(from_input[index], '17.2e')}"
-            print(row)
+        print("\n".join(init_table(experiment, measured, init_mode)))
     print()
     losses = measured["losses"]
     if losses:
-        print(
-            f"training, lr={experiment['learning_rate']:g} (chance: ln {widths[-1]} = "
-            f"{math.log(widths[-1]):.3f}):"
-        )
-        print("epoch | " + " | ".join(f"{init + ' loss':>12}" for init in losses))
-        for epoch, row in enumerate(zip(*losses.values())):
-            print(f"{epoch + 1:>5} | " + " | ".join(f"{format_loss(loss):>12}" for loss in row))
-        print()
+        chance = f"chance: ln {widths[-1]} = {math.log(widths[-1]):.3f}"
+        print(f"training, lr={experiment.learning_rate:g} ({chance}):")
+        rows = [
+            [str(epoch), *map(format_loss, row)]
+            for epoch, row in enumerate(zip(*losses.values()), 1)
+        ]
+        header = ["epoch", *(f"{init} loss" for init in losses)]
+        print("\n".join(table_lines(header, rows, (5, 12, 12))) + "\n")
     print(experiment_finding(experiment, measured))
-    print(f"paper: {experiment['paper']}\n")
+    print(f"paper: {experiment.paper}\n")
+
+
+def init_table(experiment, measured, init_mode):
+    """One init's per-layer stds beside theory's (and over several networks)."""
+    report, pre_stds, predicted_pre, predicted_grad = measured["at_init"][init_mode]
+    header = ["layer", "act std", "pre std", "theory", "grad std", "theory"]
+    columns = [
+        report["activation_std"],
+        pre_stds,
+        predicted_pre,
+        report["gradient_std"],
+        predicted_grad,
+    ]
+    if experiment.networks > 1:
+        header += [f"pre std, {experiment.networks} nets", "theory from input"]
+        columns += measured["over_networks"][init_mode]
+    rows = [
+        [str(layer), *(readable(v, ".2e") for v in values)]
+        for layer, values in enumerate(zip(*columns), 1)
+    ]
+    return table_lines(header, rows, (5, 8, 8, 8, 9, 9))
 
 
 def experiment_finding(experiment, measured):
     """The finding in words, every number from this run."""
-    last = len(experiment["layer_widths"]) - 2
-    parts = []
+    last, parts = len(experiment.layer_widths) - 2, []
     for init_mode, (report, *_) in measured["at_init"].items():
         activations = change(report["activation_std"][0], report["activation_std"][-1])
         gradients = change(report["gradient_std"][-1], report["gradient_std"][0])
@@ -2141,47 +1737,38 @@ def experiment_finding(experiment, measured):
             f"{init_mode}: activation std {activations} from layer 1 to {last}, "
             f"gradient std {gradients} from layer {last} down to 1"
         )
-        if experiment["networks"] > 1:
+        if experiment.networks > 1:
             averaged, from_input = measured["over_networks"][init_mode]
-            theory = change(from_input[0], from_input[-1])
             part += (
-                f" in this one network; the mean variance over {experiment['networks']} "
+                f" in this one network; the mean variance over {experiment.networks} "
                 f"networks, what theory speaks of, gives a pre-activation std that "
-                f"{change(averaged[0], averaged[-1])} (theory: {theory})"
+                f"{change(averaged[0], averaged[-1])} "
+                f"(theory: {change(from_input[0], from_input[-1])})"
             )
         losses = measured["losses"].get(init_mode)
         if losses:
-            learned = losses[-1] < LEARNS_BELOW * math.log(experiment["layer_widths"][-1])
-            part += f", and after {len(losses)} epochs the loss is {format_loss(losses[-1])}: " + (
-                "it learns" if learned else "it does not learn"
+            learned = losses[-1] < LEARNS_BELOW * math.log(experiment.layer_widths[-1])
+            verdict = "it learns" if learned else "it does not learn"
+            part += (
+                f", and after {len(losses)} epochs the loss is {format_loss(losses[-1])}: {verdict}"
             )
         parts.append(part)
     (first, (one, *_)), (second, (other, *_)) = measured["at_init"].items()
     spread = [report["activation_std"][0] / report["activation_std"][-1] for report in (one, other)]
-    parts.append(
-        f"{second} against {first}: the activation std shrinks {spread[0] / spread[1]:.3g}x "
-        "less over the layers"
-    )
-    return "finding: " + "; ".join(parts) + "."
+    less = f"{second} against {first}: the activation std shrinks {spread[0] / spread[1]:.3g}x less"
+    return "finding: " + "; ".join([*parts, less + " over the layers"]) + "."
 
 
 def experiment_records(measured):
     """The experiment's JSON records, one per init and hidden layer."""
+    keys = ("activation_std", "gradient_std", "pre_activation_std")
+    keys += ("predicted_pre_activation_std", "predicted_gradient_std")
     return [
-        dict(
-            experiment=measured["name"],
-            init=init_mode,
-            layer=index + 1,
-            activation_std=report["activation_std"][index],
-            gradient_std=report["gradient_std"][index],
-            pre_activation_std=pre_std,
-            predicted_pre_activation_std=predicted_pre[index],
-            predicted_gradient_std=predicted_grad[index],
+        dict(experiment=measured["name"], init=init_mode, layer=layer, **dict(zip(keys, stds)))
+        for init_mode, (report, *columns) in measured["at_init"].items()
+        for layer, stds in enumerate(
+            zip(report["activation_std"], report["gradient_std"], *columns), 1
         )
-        for init_mode, (report, pre_stds, predicted_pre, predicted_grad) in measured[
-            "at_init"
-        ].items()
-        for index, pre_std in enumerate(pre_stds)
     ]
 
 
@@ -2199,10 +1786,6 @@ DASHES = ("", "6 3", "2 2", "9 3 2 3")
 WIDTH, HEIGHT = 400, 250  # one chart, in px: three fit side by side at 1280 px
 LEFT, RIGHT, TOP, BOTTOM = 58, 12, 26, 74  # the plot's margins; the legend sits below
 TINT = "#D55E0022"  # the region beyond a warning limit
-# |dLoss/d(pre-activation)| per decade, the gradient's histogram: exact zeros
-# (a unit that was off), then one bucket per decade from 1e-10 to 10.
-GRADIENT_EDGES = (0.0, *(10.0**exponent for exponent in range(-10, 2)))
-GRADIENT_LABELS = ["= 0", *(f"{edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
 STYLE = (
     "body{font-family:sans-serif;max-width:1260px;margin:1em auto;color:#222}"
     "section{border-top:2px solid #0072B2;margin-top:1.5em}.charts{display:flex;"
@@ -2217,10 +1800,7 @@ def drawable(value, log):
 
 
 def axis(low, high, log):
-    """A range holding low..high that starts and ends on round values, and its
-    ticks: decades on a log axis (1, 2 and 5 times them within two decades,
-    every second or third one when there are many), else 1, 2 or 5 times a
-    power of ten."""
+    """A range holding low..high on round values, and its ticks (log: decades)."""
     if log:
         first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
         if last - first <= 2:
@@ -2238,27 +1818,49 @@ def axis(low, high, log):
     return bottom, top, [tick for tick in ticks if bottom <= tick <= top]
 
 
-def chart(
-    title,
-    x_label,
-    y_label,
-    series,
-    log_y=False,
-    y_range=None,
-    limits=(),
-    marks=(),
-    x_labels=None,
-    width=WIDTH,
-):
-    """One SVG chart. series: (name, [(x, y), ...], marker), the marker "line",
-    "dot" or "bar" (a short level line, for a median). A y that cannot be
-    drawn (NaN, inf) is left out, and a 0 on a log axis sits on the x axis;
-    the series' <title> says so and holds every value. limits: (value,
-    "above" or "below"), a warning limit drawn dashed with the region beyond
-    it tinted. marks: (x, label) vertical lines. x_labels: the names of x =
-    0, 1, 2, ... on a categorical axis."""
+def chart(title, x_label, y_label, series, log_y=False, y_range=None, limits=(), marks=(),
+          x_labels=None, width=WIDTH):  # fmt: skip
+    """One SVG chart of (name, [(x, y)], marker) series, with warning limits and marks."""
+    frame = chart_frame(series, log_y, y_range, limits, x_labels, width)
+    parts = [svg_open(width, HEIGHT, title)]
+    for value, beyond in limits:
+        edge = frame.y(value)
+        top, bottom = (TOP, edge) if beyond == "above" else (edge, TOP + frame.inner_h)
+        parts.append(
+            f'<rect x="{LEFT}" y="{top:.1f}" width="{frame.inner_w}" height="{bottom - top:.1f}" '
+            f'fill="{TINT}"><title>a warning {beyond} {value:g}</title></rect>'
+        )
+        parts.append(segment(LEFT, edge, LEFT + frame.inner_w, edge, "#D55E00", "4 3"))
+    parts += axes(frame, x_labels, x_label, y_label)
+    for x, label in marks:
+        parts.append(segment(frame.x(x), TOP, frame.x(x), TOP + frame.inner_h, "#000", "2 2"))
+        parts.append(text(frame.x(x) + 3, TOP + 10, label, anchor="start"))
+    for index, (name, line, marker) in enumerate(series):
+        parts += drawn_series(frame, index, name, line, marker)
+    return "\n".join(parts) + "</svg>"
+
+
+class Frame(namedtuple("Frame", "width x_low x_high low high y_ticks log_y")):
+    """A chart's plot area, its x range and its y axis (range and ticks)."""
+
+    inner_h = HEIGHT - TOP - BOTTOM
+    inner_w = property(lambda self: self.width - LEFT - RIGHT)
+
+    def x(self, x):
+        return LEFT + self.inner_w * (x - self.x_low) / (self.x_high - self.x_low)
+
+    def y(self, y):
+        """Where y is drawn; a 0 on a log axis sits on the x axis."""
+        where, position = math.log10 if self.log_y else float, 0
+        if y > 0 or not self.log_y:
+            position = (where(y) - where(self.low)) / (where(self.high) - where(self.low))
+        return TOP + self.inner_h * (1.0 - min(max(position, 0.0), 1.0))
+
+
+def chart_frame(series, log_y, y_range, limits, x_labels, width):
+    """The frame holding every drawable y and each limit (a decade past it on a log axis)."""
     ys = [y for _, line, _ in series for _, y in line if drawable(y, log_y)]
-    for value, beyond in limits:  # on a log axis, a decade beyond: the tinted region shows
+    for value, beyond in limits:
         ys.append(value * 10.0 if log_y and beyond == "above" else value / 10.0 if log_y else value)
     low, high = y_range or (min(ys, default=1.0), max(ys, default=1.0))
     low, high = (min(low, 0.0), max(high, 1e-12)) if not log_y else (low, max(high, low * 1.01))
@@ -2267,75 +1869,64 @@ def chart(
     x_low, x_high = (
         (-0.5, len(x_labels) - 0.5) if x_labels else (min(xs), max(max(xs), min(xs) + 1))
     )
-    inner_w, inner_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    where = math.log10 if log_y else float
+    return Frame(width, x_low, x_high, low, high, y_ticks, log_y)
 
-    def to_x(x):
-        return LEFT + inner_w * (x - x_low) / (x_high - x_low)
 
-    def to_y(y):
-        position = (where(y) - where(low)) / (where(high) - where(low)) if y > 0 or not log_y else 0
-        return TOP + inner_h * (1.0 - min(max(position, 0.0), 1.0))
-
-    parts = [svg_open(width, HEIGHT, title)]
-    for value, beyond in limits:
-        edge = to_y(value)
-        top, bottom = (TOP, edge) if beyond == "above" else (edge, TOP + inner_h)
-        parts.append(
-            f'<rect x="{LEFT}" y="{top:.1f}" width="{inner_w}" height="{bottom - top:.1f}" '
-            f'fill="{TINT}"><title>a warning {beyond} {value:g}</title></rect>'
-        )
-        parts.append(segment(LEFT, edge, LEFT + inner_w, edge, "#D55E00", "4 3"))
-    for tick in y_ticks:
+def axes(frame, x_labels, x_label, y_label):
+    """Grid lines and tick labels, the two axes and their names."""
+    parts = []
+    for tick in frame.y_ticks:
         parts += [
-            segment(LEFT, to_y(tick), LEFT + inner_w, to_y(tick), "#ddd", ""),
-            text(LEFT - 4, to_y(tick) + 4, f"{tick:g}", anchor="end"),
+            segment(LEFT, frame.y(tick), LEFT + frame.inner_w, frame.y(tick), "#ddd", ""),
+            text(LEFT - 4, frame.y(tick) + 4, f"{tick:g}", anchor="end"),
         ]
-    positions = list(range(len(x_labels))) if x_labels else axis(x_low, x_high, False)[2]
+    positions = (
+        list(range(len(x_labels))) if x_labels else axis(frame.x_low, frame.x_high, False)[2]
+    )
     names = x_labels or [f"{position:g}" for position in positions]
     # As many labels as fit side by side (~6 px a character at this size).
-    step = math.ceil(len(positions) * (max(map(len, names)) + 2) * 6 / inner_w)
+    step = math.ceil(len(positions) * (max(map(len, names)) + 2) * 6 / frame.inner_w)
     for position, name in list(zip(positions, names))[::step]:
-        if x_low <= position <= x_high:
-            parts.append(text(to_x(position), TOP + inner_h + 14, name))
-    parts += [
-        segment(LEFT, TOP, LEFT, TOP + inner_h, "#444", ""),
-        segment(LEFT, TOP + inner_h, LEFT + inner_w, TOP + inner_h, "#444", ""),
-        text(LEFT + inner_w / 2, TOP + inner_h + 30, x_label),
-        text(14, TOP + inner_h / 2, y_label, rotate=True),
+        if frame.x_low <= position <= frame.x_high:
+            parts.append(text(frame.x(position), TOP + frame.inner_h + 14, name))
+    bottom, right = TOP + frame.inner_h, LEFT + frame.inner_w
+    return [
+        *parts,
+        segment(LEFT, TOP, LEFT, bottom, "#444", ""),
+        segment(LEFT, bottom, right, bottom, "#444", ""),
+        text(LEFT + frame.inner_w / 2, bottom + 30, x_label),
+        text(14, TOP + frame.inner_h / 2, y_label, rotate=True),
     ]
-    for x, label in marks:
-        parts.append(segment(to_x(x), TOP, to_x(x), TOP + inner_h, "#000", "2 2"))
-        parts.append(text(to_x(x) + 3, TOP + 10, label, anchor="start"))
-    for index, (name, line, marker) in enumerate(series):
-        colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
-        shown = [(to_x(x), to_y(y)) for x, y in line if drawable(y, log_y) or y == 0.0]
-        left_out = len(line) - len(shown)
-        zeros = sum(1 for _, y in line if log_y and y == 0.0)
-        note = f"; {zeros} zeros sit on the x axis" if zeros else ""
-        note += f"; {left_out} NaN or inf not drawn" if left_out else ""
-        values = ", ".join(f"{x:g}: {y!r}" for x, y in line)
-        parts.append(f"<g><title>{escape(f'{name}{note}: {values}')}</title>")
-        if marker == "line" and len(shown) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in shown)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" '
-                f'stroke-width="1.6" stroke-dasharray="{dash}"/>'
-            )
-        elif marker == "bar":
-            parts += [segment(x - 12, y, x + 12, y, colour, "", 3) for x, y in shown]
-        else:
-            parts += [
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in shown
-            ]
-        parts.append("</g>")
-        row, column = divmod(index, 4)
-        x, y = LEFT + column * (inner_w / 4), TOP + inner_h + 46 + 12 * row
-        parts += [
-            segment(x, y - 4, x + 14, y - 4, colour, dash, 2.5),
-            text(x + 17, y, name, anchor="start", size=10),
-        ]
-    return "\n".join(parts) + "</svg>"
+
+
+def drawn_series(frame, index, name, line, marker):
+    """One series in its colour and dash, its values in a <title>, and its legend entry."""
+    colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+    shown = [(frame.x(x), frame.y(y)) for x, y in line if drawable(y, frame.log_y) or y == 0.0]
+    left_out = len(line) - len(shown)
+    zeros = sum(1 for _, y in line if frame.log_y and y == 0.0)
+    note = f"; {zeros} zeros sit on the x axis" if zeros else ""
+    note += f"; {left_out} NaN or inf not drawn" if left_out else ""
+    values = ", ".join(f"{x:g}: {y!r}" for x, y in line)
+    parts = [f"<g><title>{escape(f'{name}{note}: {values}')}</title>"]
+    if marker == "line" and len(shown) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in shown)
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.6" stroke-dasharray="{dash}"/>'
+        )
+    elif marker == "bar":
+        parts += [segment(x - 12, y, x + 12, y, colour, "", 3) for x, y in shown]
+    else:
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in shown]
+    parts.append("</g>")
+    row, column = divmod(index, 4)
+    x, y = LEFT + column * (frame.inner_w / 4), TOP + frame.inner_h + 46 + 12 * row
+    return [
+        *parts,
+        segment(x, y - 4, x + 14, y - 4, colour, dash, 2.5),
+        text(x + 17, y, name, anchor="start", size=10),
+    ]
 
 
 def svg_open(width, height, title):
@@ -2362,8 +1953,7 @@ def text(x, y, words, anchor="middle", size=11, weight="normal", rotate=False):
 
 
 def heatmap(title, row_labels, shares):
-    """Cells of a share from 0 to 1, darker = larger, one row per label (the
-    first on top) and one column per epoch, each with its exact share."""
+    """Shares from 0 to 1 as cells, darker = larger: a row per label, a column per epoch."""
     columns = len(shares[0]) if shares else 1
     cell_w, cell_h = (WIDTH - LEFT - RIGHT) / columns, 14
     height = TOP + cell_h * len(row_labels) + 36
@@ -2382,23 +1972,6 @@ def heatmap(title, row_labels, shares):
     parts.append(text(middle, bottom + 14, f"epoch 1 to {columns}"))
     parts.append(text(middle, bottom + 28, "darker = a larger share (square-root scale)", size=10))
     return "\n".join(parts) + "</svg>"
-
-
-# fmt: off
-READING_CHARTS = (  # report key, title, y axis, log scale, warning limits
-    ("activation_std", "activation std", "std of the outputs", True,
-     ((COLLAPSED_ACT_STD, "below"),)),
-    ("gradient_std", "gradient std", "std of dLoss/d(pre)", True,
-     ((VANISHING_GRAD_STD, "below"), (EXPLODING_GRAD_STD, "above"))),
-    ("gradient_max", "max gradient", "largest |dLoss/d(pre)|", True, ()),
-    ("dead_count", "dead share", "share of the neurons", False,
-     ((DEAD_PERCENT_LIMIT / 100, "above"),)),
-    ("saturation_rate", "saturation share", "share of pre-activations", False,
-     ((SATURATED_PERCENT_LIMIT / 100, "above"),)),
-    ("update_ratio", "update/weight ratio", "std(update) / std(W)", True,
-     ((UPDATE_RATIO_LOW, "below"), (UPDATE_RATIO_HIGH, "above"))),
-)
-# fmt: on
 
 
 def layer_series(reports, key):
@@ -2420,18 +1993,17 @@ def y_range(series_groups, log):
     return (min(ys), max(ys)) if ys else None
 
 
-def run_charts(patient, reports, ranges=None):
-    """The loss (first sign marked) and every reading of one run, each a
-    line per hidden layer; ranges: each chart's y range, to share axes."""
+def run_charts(dosing, reports, ranges=None):
+    """The loss (first sign marked) and every reading of one run, a line per layer."""
     ranges, first = ranges or {}, first_warned(reports)
     marks = [(first["epoch"], "first sign")] if first else []
     y_label = "cross-entropy (log)"
     charts = [
         chart("loss", "epoch", y_label, loss_series(reports), True, ranges.get("loss"), (), marks)
     ]
-    skip = ACTIVATIONS[patient["activation"]]["not_applicable"]
-    for key, title, y_label, log, limits in READING_CHARTS:
-        if key not in skip:
+    skip = ACTIVATIONS[dosing.activation].not_applicable
+    for key, title, y_label, log, limits, _ in TRENDS:
+        if key not in skip and key in reports[0]:  # the lesson's reports have six readings
             series = layer_series(reports, key)
             charts.append(
                 chart(title, "epoch", y_label, series, log, ranges.get(key), limits, marks)
@@ -2440,21 +2012,17 @@ def run_charts(patient, reports, ranges=None):
 
 
 def distribution_chart(title, histograms, labels):
-    """One curve per layer over the buckets of its histogram, on shared axes,
-    as in Glorot and Bengio's figures 6 and 7."""
+    """One curve per layer over its histogram's buckets (Glorot and Bengio's Fig. 6)."""
     curves = [(f"layer {layer + 1}", list(enumerate(bucket_shares(counts))), "line")
               for layer, counts in enumerate(histograms)]  # fmt: skip
     return chart(title, "bucket, up to", "share of the values", curves, x_labels=labels)
 
 
-def examination_section(patient, reports):
-    """An examination: its dosing, verdict and first sign in words, then the
-    loss and the readings, each layer's histogram over time (fastai's colour
-    dimension), and the last epoch's distributions of activations and of
-    |gradients|."""
+def examination_section(dosing, reports):
+    """An examination: dosing, verdict, first sign, readings and histograms."""
     first, last = first_warned(reports), reports[-1]
-    labels = ACTIVATIONS[patient["activation"]]["labels"]
-    charts = run_charts(patient, reports)
+    labels = ACTIVATIONS[dosing.activation].labels
+    charts = run_charts(dosing, reports)
     for layer in range(len(last["histogram"])):
         shares = [[bucket_shares(r["histogram"][layer])[bucket] for r in reports]
                   for bucket in reversed(range(len(labels)))]  # fmt: skip
@@ -2462,11 +2030,12 @@ def examination_section(patient, reports):
     charts.append(
         distribution_chart(f"epoch {last['epoch']}: activations", last["histogram"], labels)
     )
-    gradients = f"epoch {last['epoch']}: |dLoss/d(pre)|"
-    charts.append(distribution_chart(gradients, last["gradient_histogram"], GRADIENT_LABELS))
+    if "gradient_histogram" in last:
+        gradients = f"epoch {last['epoch']}: |dLoss/d(pre)|"
+        charts.append(distribution_chart(gradients, last["gradient_histogram"], GRADIENT_LABELS))
     signs = "".join(f"<li>{escape(warning.text)}</li>" for warning in (first or last)["warnings"])
     return (
-        f"<section><h2>{escape(patient['label'])}</h2><p>{escape(describe_dosing(patient))}</p>"
+        f"<section><h2>{escape(dosing.label)}</h2><p>{escape(describe_dosing(dosing))}</p>"
         f"<p>{escape(verdict(reports))}</p>"
         + (f"<h3>first sign, epoch {first['epoch']}</h3><ul>{signs}</ul>" if first else "")
         + f'<div class="charts">{"".join(charts)}</div></section>'
@@ -2474,20 +2043,19 @@ def examination_section(patient, reports):
 
 
 def treatment_section(rounds):
-    """The outcome, then the untreated run and each round side by side, on
-    the same axes, the treatments named over each."""
-    ranges = {"loss": y_range([loss_series(round_["reports"]) for round_ in rounds], True)}
-    for key, _, _, log, _ in READING_CHARTS:
-        ranges[key] = y_range([layer_series(round_["reports"], key) for round_ in rounds], log)
+    """The outcome, then every round side by side on the same axes."""
+    ranges = {"loss": y_range([loss_series(round_.reports) for round_ in rounds], True)}
+    for key, _, _, log, _, _ in TRENDS:
+        ranges[key] = y_range([layer_series(round_.reports, key) for round_ in rounds], log)
     kept, columns = kept_round(rounds), []
     for number, round_ in enumerate(rounds):
-        given = ", ".join(round_["treatments"]) or "untreated"
-        state = " (withdrawn)" if round_["withdrawn"] else " (kept)" if round_ is kept else ""
-        charts = "".join(run_charts(round_["dosing"], round_["reports"], ranges))
+        given = ", ".join(round_.treatments) or "untreated"
+        state = " (withdrawn)" if round_.withdrawn else " (kept)" if round_ is kept else ""
+        charts = "".join(run_charts(round_.dosing, round_.reports, ranges))
         heading = f"round {number}: {escape(given)}{state}"
         columns.append(f'<div class="round"><h3>{heading}</h3>{charts}</div>')
     return (
-        f"<section><h2>{escape(rounds[0]['dosing']['label'])}</h2>"
+        f"<section><h2>{escape(rounds[0].dosing.label)}</h2>"
         f"<p><b>{escape(outcome(rounds, kept))}</b></p>"
         f'<div class="charts">{"".join(columns)}</div></section>'
     )
@@ -2498,9 +2066,8 @@ SHORT_KINDS.update({"signal collapse": "collapse", "non-finite values": "NaN/inf
 SHORT_KINDS.update({"update too large": "big steps", "update too small": "tiny steps"})
 
 
-def seeds_section(patient, results):
-    """Each seed pair's first epoch of each kind of warning, and its final
-    loss, as dots, the medians marked."""
+def seeds_section(dosing, results):
+    """Each seed pair's first epoch of each warning and final loss, medians marked."""
     kinds = [kind for kind in WARNING_KINDS if any(kind in first for first, _ in results)]
     # Each seed pair a little to the right of the last, so that equal epochs stay visible.
     shifted = [(first, k * 0.5 / len(results) - 0.25) for k, (first, _) in enumerate(results)]
@@ -2518,17 +2085,15 @@ def seeds_section(patient, results):
                     x_labels=names, width=2 * WIDTH)] if kinds else []  # fmt: skip
     charts.append(chart("final loss of each seed pair", "seed pair k", "cross-entropy (log)",
                         final, True))  # fmt: skip
-    summary = "\n".join(seed_summary(patient, results))
+    summary = "\n".join(seed_summary(dosing, results))
     return (
-        f"<section><h2>{escape(patient['label'])}: {len(results)} seed pairs</h2>"
+        f"<section><h2>{escape(dosing.label)}: {len(results)} seed pairs</h2>"
         f'<pre>{escape(summary)}</pre><div class="charts">{"".join(charts)}</div></section>'
     )
 
 
 def experiment_section(measured):
-    """Each init's per-layer std beside theory (and for Glorot and Bengio's
-    network, each layer's distributions at initialization), then the
-    training losses, the finding and the paper's words."""
+    """Each init's per-layer std beside theory, its distributions, and the losses."""
     experiment, charts = EXPERIMENTS[measured["name"]], []
     for init, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
         layers = range(1, len(pre_stds) + 1)
@@ -2541,7 +2106,7 @@ def experiment_section(measured):
                 chart(f"{init} init: {what} std", "hidden layer", "std (log)", lines, True)
             )
         if len(layers) <= 8:  # one curve per layer: readable for a few layers only
-            labels = ACTIVATIONS[experiment["activation"]]["labels"]
+            labels = ACTIVATIONS[experiment.activation].labels
             title = f"{init} init at initialization"
             charts.append(distribution_chart(f"{title}: activations", report["histogram"], labels))
             gradients = report["gradient_histogram"]
@@ -2551,16 +2116,15 @@ def experiment_section(measured):
                  for init, losses in measured["losses"].items()]  # fmt: skip
         charts.append(chart("training loss", "epoch", "cross-entropy (log)", lines, True))
     return (
-        f"<section><h2>{escape(experiment['title'])}</h2>"
+        f"<section><h2>{escape(experiment.title)}</h2>"
         f"<p>{escape(experiment_finding(experiment, measured))}</p>"
-        f"<p>{escape('paper: ' + experiment['paper'])}</p>"
+        f"<p>{escape('paper: ' + experiment.paper)}</p>"
         f'<div class="charts">{"".join(charts)}</div></section>'
     )
 
 
 def html_page(argv, sections):
-    """The whole page: what ran, then a section per patient, treatment,
-    seed summary or experiment."""
+    """The whole page: the command, then one section per run."""
     command = " ".join(["python main.py", *argv])
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(command)}'
@@ -2574,559 +2138,315 @@ def html_page(argv, sections):
 # ----------------------------------------------------------------------------
 # Export: JSON Lines, and writing a file whole
 
-RUN_KEYS = ["patient", "label", "init_mode", "weight_scale_override", "learning_rate"]
-RUN_KEYS += ["layer_widths", "activation", "norm", "clip", "optimizer", "epochs", "data_seed"]
-RUN_KEYS += ["network_seed"]
-# An examined epoch's report, as written: the lesson's readings, then the
-# examination's, then the epoch and its loss.
-RECORD_KEYS = [*REPORT_KEYS, "gradient_histogram", "nonfinite_count", "sample_count"]
-RECORD_KEYS += ["update_ratio", "epoch", "loss"]
+RUN_KEYS = ("patient", "label", "init_mode", "weight_scale_override", "learning_rate")
+RUN_KEYS += ("layer_widths", "activation", "norm", "clip", "optimizer", "epochs", "data_seed")
+RUN_KEYS += ("network_seed",)
 
 
-def json_records(patient, reports, **extra):
-    """One JSON-ready dict per epoch: the run's label and dosing, the report,
-    then any extra keys. NaN and inf have no JSON spelling: they become null."""
-    dosing = {key: json_safe(patient[key]) for key in RUN_KEYS}
+def json_records(dosing, reports, **extra):
+    """One JSON-ready dict per epoch: the dosing, the report and extra keys (NaN: null)."""
+    run = {key: json_safe(getattr(dosing, key)) for key in RUN_KEYS}
     return [
-        {**dosing, **{key: json_safe(report[key]) for key in RECORD_KEYS}, **extra}
+        {
+            **run,
+            **{
+                key: json_safe(value)
+                for key, value in report.items()
+                if key not in ("warnings", "calm")
+            },
+            **extra,
+        }
         for report in reports
     ]
 
 
 def json_safe(value):
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def json_lines(records):
-    return "".join(json.dumps(record, allow_nan=False) + "\n" for record in records)
-
-
 def write_file(path, text):
-    """Write text whole or not at all: a temporary file in the same folder,
-    renamed over the path only once it is complete. The file gets the mode
-    open(path, "w") would give it, not the temporary file's private 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".health-", suffix=".tmp")
+    """Write text whole or not at all: a temporary file beside path, then os.replace."""
+    handle, temporary = tempfile.mkstemp(
+        dir=os.path.dirname(os.path.abspath(path)), prefix=".health-", suffix=".tmp"
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
-        os.chmod(temporary, file_mode(path))
+        umask = os.umask(0o022)  # the umask can only be read by setting it
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
-def file_mode(path):
-    """The mode open(path, "w") leaves: a file that exists keeps its own; a new
-    one gets read-write for everyone less the umask (which can only be read by
-    setting it, so it is set back at once)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def output_problem(path):
-    """Why an output file could not be written at path, or "" if it can. It
-    is written whole beside the path and renamed over it, which would turn a
-    named pipe, a device or a symbolic link into a regular file: so the path
-    must be a regular file or a new one, in a folder we can write to."""
-    if not path or path.startswith("-"):
-        return "give a file path (./-name for a name that starts with '-')"
-    if path.endswith(("/", os.sep)):
-        return "a path ending in a slash names a folder: give a file path"
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        return f"the folder {folder!r} does not exist: give a path in an existing folder"
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        mode = stat.S_IFREG
-    except OSError as error:  # a name too long for the file system, say
-        return f"{error.strerror}: give a file path"
-    if not stat.S_ISREG(mode):
-        kinds = [(stat.S_ISDIR, "folder"), (stat.S_ISLNK, "symbolic link")]
-        kinds += [(stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket")]
-        kind = next((kind for is_kind, kind in kinds if is_kind(mode)), "device")
-        return f"it is a {kind}, not a regular file: give a regular file or a new path"
-    try:  # a scratch file is the honest test of the folder: os.access says yes to root
-        with tempfile.TemporaryFile(dir=folder):
-            return ""
-    except OSError:
-        return "give a file path in a writable folder"
-
-
 # ----------------------------------------------------------------------------
-# The command line
+# The command line: a command, then only its own flags
 
-# Upper bounds that keep one run within memory (under ~2.5 GB with every bound
-# reached at once) and, with the lesson's other values, within a few minutes.
-# In pure Python a kept float costs ~32 bytes, and a sample ~0.2 us per weight
-# and ~5 us per hidden neuron.
-MAX_EPOCHS = 1_000  # ~30 s at the lesson's size; every epoch's report is kept for the trends
-MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size: 30 epochs of ~3 s
-MAX_WIDTH = 1_024  # any one layer; the data keeps samples x features floats: <= 330 MB
+# Bounds that keep one run within memory and minutes (at the lesson's size an
+# epoch takes ~12 ms; a sample costs ~0.2 us per weight; a kept float ~32 bytes).
+MAX_EPOCHS = 1_000  # every epoch's report is kept for the trends
+MAX_SAMPLES = 10_000  # ~1.5 minutes at the lesson's size
+MAX_WIDTH = 1_024  # any one layer
 MAX_HIDDEN_NEURONS = 1_024  # the monitor keeps samples x this x 3 floats an epoch: <= 1 GB
-MAX_WEIGHTS = 300_000  # ~60 ms a sample: the lesson's 80 samples x 30 epochs in ~2.5 minutes
-MAX_SEED_PAIRS = 1_000  # --seeds: a thousand runs of the lesson's size take ~10 minutes
-# The lesson's run takes only these flags; main() is it with the lesson's values.
-LESSON_SEEDS = {"data_seed": 7, "network_seed": 11, "sample_count": 80}
+MAX_WEIGHTS = 300_000  # ~60 ms a sample
+MAX_SEED_PAIRS = 1_000  # a thousand runs of the lesson's size take ~10 minutes
+MAX_SEED = 2**32 - 1
 REPORT_EVERY = 10
+# fmt: off
+DOSING_FLAGS = dict(init="init_mode", scale="weight_scale_override", lr="learning_rate",
+                    epochs="epochs", widths="layer_widths", activation="activation", norm="norm",
+                    clip="clip", optimizer="optimizer", data_seed="data_seed",
+                    network_seed="network_seed", samples="sample_count")  # flag: Dosing field
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument gets one line on stderr (and exit status 2),
-    naming what is allowed when a flag lacks its value."""
+def build_parser():
+    """The parser: a command, each with only its flags (and its function, to run it)."""
+    parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, description="No "
+        "command: the lesson's run. A patient is a named dosing; dosing flags with no patient "
+        "start from healthy, and the run is labelled CUSTOM by its dosing.")
+    parser.set_defaults(run=run_lesson, data_seed=None, network_seed=None, samples=None)
+    commands = parser.add_subparsers(metavar="COMMAND")
+    seeds, size, dosing, files = shared_flags()
+    for name, run, parents, about in (
+        ("lesson", run_lesson, [seeds, size, files], "the lesson's run (the default)"),
+        ("patients", run_patients, [], "list the patients and the diseases they show"),
+        ("examine", run_examine, [dosing, seeds, size, files], "examine patients (default: "
+         "healthy sick)"),
+        ("treat", run_treat, [dosing, seeds, size, files], "examine, prescribe, treat, up to "
+         f"{TREATMENT_ROUNDS} rounds (default: sick)"),
+        ("seeds", run_seeds, [dosing, seeds, size], "patients on many seed pairs, on every core "
+         "(default: healthy sick)"),
+        ("experiment", run_experiment, [seeds, files], "readings at init beside theory: Glorot "
+         "and Bengio 2010, or He et al. 2015"),
+    ):
+        command = commands.add_parser(name, parents=parents, help=about, description=about)
+        command.set_defaults(run=run, command=name, parser=command)  # parser: for its errors
+    examine, pairs, experiment = map(commands.choices.get, ("examine", "seeds", "experiment"))
+    examine.add_argument("--report-every", type=number(int, 1, MAX_EPOCHS), metavar="N",
+                         help=f"a chart every N epochs (default {REPORT_EVERY})")
+    examine.add_argument("--halt-on-warning", action="store_true", help="stop at the first warning")
+    pairs.add_argument("--pairs", type=number(int, 1, MAX_SEED_PAIRS), default=20, metavar="N",
+                       help="seed pairs (default 20)")
+    pairs.add_argument("--html", type=output_path, metavar="PATH", help="draw a page")
+    experiment.add_argument("name", choices=EXPERIMENTS, help="glorot-bengio: 5 tanh layers, "
+                            "standard vs Xavier init; he: 30 ReLU layers, Xavier vs Kaiming")
+    return parser
 
-    def error(self, message):
-        flag = message.removeprefix("argument ").split(":")[0]
-        if message.endswith("expected one argument") and flag in self.allowed:
-            message += f": give {self.allowed[flag]}"
-        if message.startswith("unrecognized arguments"):
-            message += f" (python {self.prog} --help lists the flags)"
-        self.exit(2, f"{self.prog}: error: {message}".replace("\n", "\\n") + "\n")
+
+def shared_flags():
+    """The flags some commands share: seeds, size, dosing (with the patients) and files."""
+    seeds, size, dosing, files = (argparse.ArgumentParser(add_help=False) for _ in range(4))
+    seeds.add_argument("--data-seed", type=number(int, 0, MAX_SEED), metavar="N", help="default 7")
+    seeds.add_argument("--network-seed", type=number(int, 0, MAX_SEED), metavar="N",
+                       help="initial weights and sample order; default 11")
+    size.add_argument("--samples", type=number(int, 1, MAX_SAMPLES), metavar="N",
+                      help="training samples; default 80")
+    dosing.add_argument("patients", nargs="*", metavar="PATIENT", help="see: main.py patients")
+    dosing.add_argument("--init", choices=sorted(INIT_STDS.keys() | {"bad"}), metavar="MODE",
+                        help="kaiming, xavier, standard, or bad (give --scale)")
+    dosing.add_argument("--scale", type=number(float, 0), metavar="STD", help="the weights' std")
+    dosing.add_argument("--lr", type=number(float, 0), help="learning rate")
+    dosing.add_argument("--epochs", type=number(int, 1, MAX_EPOCHS), metavar="N", help="default 30")
+    dosing.add_argument("--widths", type=layer_widths, metavar="8,16,...,4",
+                        help="features, hidden widths, classes")
+    dosing.add_argument("--activation", choices=ACTIVATIONS, metavar="NAME",
+                        help=", ".join(ACTIVATIONS))
+    dosing.add_argument("--norm", choices=("none", "layer"), metavar="KIND",
+                        help="none, or layer: a layer norm before each activation")
+    dosing.add_argument("--clip", type=number(float, 0), metavar="NORM", help="gradient clipping")
+    dosing.add_argument("--optimizer", choices=("sgd", "adam"), metavar="NAME", help="sgd or adam")
+    files.add_argument("--json", type=output_path, metavar="PATH", help="write the reports to PATH")
+    files.add_argument("--html", type=output_path, metavar="PATH", help="draw a page of charts")
+    return seeds, size, dosing, files
+# fmt: on
 
 
-def whole_number(low, high=None):
-    """An argparse type: a whole number from low to high (or up from low)."""
+def number(kind, low, high=math.inf):
+    """An argparse type: a whole number (kind int) from low to high, or a finite float above low."""
     allowed = (
-        f"a whole number {low} or above" if high is None else f"a whole number from {low} to {high}"
+        f"a whole number from {low} to {high}" if kind is int else f"a finite number above {low}"
     )
 
     def parse(text):
         try:
-            value = int(text) if text == text.strip() else None
+            value = kind(text) if text == text.strip() else math.nan
         except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give {allowed}")
+            value = math.nan
+        if not (low <= value <= high if kind is int else low < value < high):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"{text!r}: give {allowed}")
         return value
 
-    parse.allowed = allowed
     return parse
 
 
-def above_zero(text):
-    try:
-        value = float(text) if text == text.strip() else math.nan
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0.0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give {above_zero.allowed}")
-    return value
-
-
-above_zero.allowed = "a finite number above 0"
-
-
 def layer_widths(text):
+    """An argparse type: layer widths, like 8,16,16,4."""
     parts = text.split(",")
-    widths = [int(part) for part in parts] if all(map(str.isdecimal, parts)) else []
-    problem = widths_problem(widths)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: {problem}")
+    widths = tuple(map(int, parts)) if all(map(str.isdecimal, parts)) else ()
+    weights, hidden = sum(map(mul, widths, widths[1:])), sum(widths[1:-1])
+    if len(widths) < 3 or not 1 <= min(widths) <= max(widths) <= MAX_WIDTH or widths[-1] < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give features, hidden widths and 2 or more classes, each 1 to {MAX_WIDTH}"
+        )
+    if hidden > MAX_HIDDEN_NEURONS or weights > MAX_WEIGHTS:
+        limits = f"{MAX_HIDDEN_NEURONS} hidden neurons and {MAX_WEIGHTS} weights"
+        raise argparse.ArgumentTypeError(f"{text!r}: give at most {limits}")
     return widths
 
 
-layer_widths.allowed = "whole numbers, comma-separated, like 8,16,16,4"
+def output_path(text):
+    """An argparse type: a file path in a folder that exists."""
+    if os.path.isdir(text) or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder: give a file path")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(text))):
+        raise argparse.ArgumentTypeError(f"{text!r} is in a folder that does not exist")
+    return text
 
 
-def widths_problem(widths):
-    """What is wrong with these layer widths, or "" if nothing."""
-    if len(widths) < 2 or not all(1 <= width <= MAX_WIDTH for width in widths):
-        return f"give {layer_widths.allowed}, each from 1 to {MAX_WIDTH}: features, hidden, classes"
-    if len(widths) == 2:
-        return "there is no hidden layer to examine: give one or more hidden widths, like 8,16,4"
-    if widths[-1] < 2:
-        return "one class is nothing to learn: give 2 or more classes (the last width)"
-    if sum(widths[1:-1]) > MAX_HIDDEN_NEURONS:
-        return f"{sum(widths[1:-1])} hidden neurons: give at most {MAX_HIDDEN_NEURONS} in all"
-    if sum(map(mul, widths, widths[1:])) > MAX_WEIGHTS:
-        return f"{sum(map(mul, widths, widths[1:]))} weights: give at most {MAX_WEIGHTS} in all"
-    return ""
-
-
-def build_parser():
-    parser = OneLineParser(
-        prog="main.py",
-        allow_abbrev=False,
-        description="No flag, or only seeds and size: the lesson's run. Any other: the full "
-        "examination of each --patient (default: healthy and sick).",
-    )
-    groups = [parser.add_argument_group(title) for title in ("dosing", "seeds and size", "views")]
-    dosing, seeds, view = groups
-    modes = parser.add_argument_group("beyond one examination")
-    flags = [
-        parser.add_argument("--patient", action="append", choices=PATIENTS, metavar="NAME",
-            help=f"examine this patient (repeatable): {', '.join(PATIENTS)}"),
-        parser.add_argument("--list-patients", action="store_true", help="list the patients"),
-        dosing.add_argument("--init", choices=("kaiming", "xavier", "standard", "bad"),
-            metavar="MODE", help="kaiming, xavier, standard or bad (with --scale)"),
-        dosing.add_argument("--scale", type=above_zero, metavar="STD",
-            help="weight std, replacing the init's"),
-        dosing.add_argument("--lr", type=above_zero, help="learning rate"),
-        dosing.add_argument("--epochs", type=whole_number(1, MAX_EPOCHS), metavar="N",
-            help=f"epochs, 1 to {MAX_EPOCHS}"),
-        dosing.add_argument("--widths", type=layer_widths, metavar="8,16,...,4",
-            help="features, hidden widths, classes"),
-        dosing.add_argument("--activation", choices=ACTIVATIONS, metavar="NAME",
-            help=", ".join(ACTIVATIONS)),
-        dosing.add_argument("--norm", choices=("none", "layer"), metavar="KIND",
-            help="none, or layer: a layer norm before each activation"),
-        dosing.add_argument("--clip", type=above_zero, metavar="MAX_NORM",
-            help="clip each step's gradient to this global norm"),
-        dosing.add_argument("--optimizer", choices=("sgd", "adam"), metavar="NAME",
-            help="sgd, or adam (Kingma and Ba 2015)"),
-        seeds.add_argument("--data-seed", type=whole_number(0), metavar="N", help="default 7"),
-        seeds.add_argument("--network-seed", type=whole_number(0), metavar="N",
-            help="initial weights and sample order; default 11"),
-        seeds.add_argument("--samples", type=whole_number(1, MAX_SAMPLES), metavar="N",
-            dest="sample_count",
-            help=f"training samples, 1 per class to {MAX_SAMPLES}; default 80"),
-        view.add_argument("--report-every", type=whole_number(1), metavar="N",
-            help="a chart every N epochs (default 10)"),
-        view.add_argument("--halt-on-warning", action="store_true",
-            help="stop at the first warning"),
-        view.add_argument("--ascii", action="store_true",
-            help="plain characters for trends and heatmap"),
-        view.add_argument("--timing", action="store_true",
-            help="seconds spent training and monitoring"),
-        view.add_argument("--json", metavar="PATH", help="also write every report to PATH"),
-        view.add_argument("--html", metavar="PATH",
-            help="also draw every chart in a page at PATH, for a browser"),
-        modes.add_argument("--treat", action="store_true",
-            help=f"prescribe, treat, examine again, up to {TREATMENT_ROUNDS} rounds"),
-        modes.add_argument("--seeds", type=whole_number(1, MAX_SEED_PAIRS), metavar="N",
-            help="N seed pairs: a disease of the dose or of the seed?"),
-        modes.add_argument("--experiment", choices=EXPERIMENTS, metavar="NAME",
-            help="readings at init beside theory: glorot-bengio (5 tanh layers, standard "
-            "vs Xavier init), he (30 ReLU layers, Xavier vs Kaiming; then trains)"),
-    ]  # fmt: skip
-    parser.allowed = {
-        action.option_strings[0]: getattr(action.type, "allowed", f"one of {action.metavar}")
-        if action.choices is None
-        else f"one of {', '.join(action.choices)}"
-        for action in flags
-        if action.nargs != 0
-    }
-    parser.allowed["--json"] = parser.allowed["--html"] = "a file path"
-    return parser
-
-
-def joined_values(argv, parser):
-    """argv with a value that starts with '-' joined to its flag (--lr=-1e-3):
-    argparse takes such a value for a flag, and says only "expected one
-    argument"; joined, the flag's own check says what is allowed."""
-    joined = []
-    for token in argv:
-        flag_value = token.startswith("-") and not token.startswith("--")
-        if joined and joined[-1] in parser.allowed and flag_value:
-            joined[-1] += f"={token}"
-        else:
-            joined.append(token)
-    return joined
-
-
-# The flags each mode cannot take: --list-patients runs nothing, an experiment
-# builds its own networks, and --seeds and --treat each run a patient in a way
-# of their own.
-MODE_CONFLICTS = {
-    "list_patients": "*",
-    "experiment": "patient init scale lr epochs widths activation norm clip optimizer sample_count "
-    "report_every halt_on_warning timing treat seeds",
-    "seeds": "treat halt_on_warning json timing report_every",
-    "treat": "halt_on_warning timing",
-}
-
-
-def check_args(args, parser):
-    """A parser error for a flag the chosen mode cannot take, or an output
-    file that could not be written."""
-    for mode, conflicts in MODE_CONFLICTS.items():
-        names = list(vars(args)) if conflicts == "*" else conflicts.split()
-        for name in names if given(args, mode) else ():
-            if name != mode and given(args, name):
-                flag, with_flag = (f"--{key.replace('_', '-')}" for key in (name, mode))
-                parser.error(f"argument {flag}: not allowed with {with_flag}")
-    for flag, path in (("--json", args.json), ("--html", args.html)):
-        problem = output_problem(path) if path is not None else ""
-        if problem:
-            parser.error(f"argument {flag}: {path!r} cannot be written: {problem}")
-
-
-def given(args, name):
-    return getattr(args, name) not in (None, False)
-
-
-def asks_for_the_lesson(args):
-    """The rule: no flag but the lesson's seeds and size asks for the lesson's run."""
-    return not any(given(args, name) for name in vars(args) if name not in LESSON_SEEDS)
-
-
-def patient_runs(args, parser):
-    """The runs the arguments ask for, each a patient dict with its seeds, or a
-    parser error for a combination no single argument can judge."""
-    flags = ("init", "scale", "lr", "epochs", "widths", "activation", "norm", "clip", "optimizer")
-    keys = ("init_mode", "weight_scale_override", "learning_rate", "epochs", "layer_widths")
-    keys += ("activation", "norm", "clip", "optimizer")
-    overrides = {key: getattr(args, flag) for flag, key in zip(flags, keys) if given(args, flag)}
+def dosings(args, default):
+    """The runs a command asks for: each patient's Dosing with the flags' changes."""
+    changes = {field: getattr(args, flag) for flag, field in DOSING_FLAGS.items()}
+    changes = {field: value for field, value in changes.items() if value is not None}
     if args.init is not None and args.scale is None:
-        # An init mode given on the command line brings its own std: a
-        # patient's std override (sick's 1.0) must not silently outlive it.
-        overrides["weight_scale_override"] = None
-    seeds = {key: value if getattr(args, key) is None else getattr(args, key)
-             for key, value in LESSON_SEEDS.items()}  # fmt: skip
-    runs = []
-    for name in args.patient or (["custom"] if overrides else ["healthy", "sick"]):
-        run = dict(PATIENTS.get(name, PATIENTS["healthy"]), patient=name, **overrides)
-        run.update(seeds)
-        if overrides or name == "custom":
-            run["label"] = f"{name.upper()} ({describe_dosing(run)})"
-        if run["init_mode"] == "bad" and run["weight_scale_override"] is None:
-            parser.error("argument --init: 'bad' has no std of its own: give --scale too")
-        if run["norm"] == "layer" and min(run["layer_widths"][1:-1]) < 2:
-            parser.error(
-                "argument --norm: layer norm needs 2 or more neurons in every hidden layer "
-                "(a layer of one always puts out its shift)"
-            )
-        if args.treat and run["epochs"] < TREAT_MIN_EPOCHS:
-            parser.error(
-                f"argument --epochs: {run['epochs']} is too few to judge a cure: --treat "
-                f"needs {TREAT_MIN_EPOCHS} or more"
-            )
-        if run["sample_count"] < run["layer_widths"][-1]:
-            parser.error(
-                f"argument --samples: {run['sample_count']} is fewer than the "
-                f"{run['layer_widths'][-1]} classes: give at least one sample per class"
-            )
-        runs.append(run)
+        changes["weight_scale_override"] = None  # an init mode brings its own std
+    for name in args.patients:
+        if name not in PATIENTS:
+            args.parser.error(f"argument PATIENT: {name!r}: choose from {', '.join(PATIENTS)}")
+    names = args.patients or (["custom"] if changes.keys() & set(DOSING_FIELDS) else default)
+    runs = [patient(name, **changes) for name in names]
+    for problem in filter(None, (dosing_problem(run, args.command) for run in runs)):
+        args.parser.error(problem)
     return runs
 
 
-def run_the_command(args, parser):
-    """Train and print what args ask for; return the JSON records and, if a
-    page is asked for, its sections."""
+def dosing_problem(dosing, command):
+    """What no single flag can judge about a dosing, or "" if nothing."""
+    if dosing.init_mode == "bad" and dosing.weight_scale_override is None:
+        return "argument --init: 'bad' has no std of its own: give --scale too"
+    if dosing.norm == "layer" and min(dosing.layer_widths[1:-1]) < 2:
+        return "argument --norm: layer norm needs 2 or more neurons in every hidden layer"
+    if command == "treat" and dosing.epochs < TREAT_MIN_EPOCHS:
+        return f"argument --epochs: treat needs {TREAT_MIN_EPOCHS} or more to judge a cure"
+    if dosing.sample_count < dosing.layer_widths[-1]:
+        return "argument --samples: give at least one sample per class"
+    return ""
+
+
+def run_lesson(args):
+    """The lesson's main() on the seeds and size asked for; its reports and page."""
+    size = dict(data_seed=args.data_seed, network_seed=args.network_seed, sample_count=args.samples)
+    size = {key: value for key, value in size.items() if value is not None}
+    if size.get("sample_count", 4) < 4:
+        args.parser.error("argument --samples: give at least one sample per class (4)")
     records, sections = [], []
-    if args.list_patients:
-        for name, patient in PATIENTS.items():
-            print(f"{name:<10} {describe_dosing(patient)} -- {patient['disease']}")
-        return records, sections
-    if args.experiment:
-        measured = measure_experiment(
-            args.experiment,
-            LESSON_SEEDS["data_seed"] if args.data_seed is None else args.data_seed,
-            LESSON_SEEDS["network_seed"] if args.network_seed is None else args.network_seed,
-        )  # fmt: skip
-        print_experiment(measured)
-        sections += [experiment_section(measured)] if args.html else []
-        return experiment_records(measured), sections
-    runs = patient_runs(args, parser)
-    if asks_for_the_lesson(args):
-        return lesson_run(runs), sections
-    every, charset = args.report_every or REPORT_EVERY, stdout_charset(args.ascii)
-    for run in runs:
-        widths = run["layer_widths"]
-        samples = make_training_data(run["sample_count"], widths[0], widths[-1], run["data_seed"])
-        if args.seeds:
-            results = map_on_every_core(first_signs, seed_pairs(run, args.seeds))
-            print("\n".join(seed_summary(run, results)) + "\n")
-            sections += [seeds_section(run, results)] if args.html else []
-        elif args.treat:
-            rounds = treat(run, samples)
-            print_treatment(rounds, every, charset)
-            for number, round_ in enumerate(rounds):
-                extra = dict(round=number, treatments=round_["treatments"])
-                records += json_records(round_["dosing"], round_["reports"], **extra)
-            sections += [treatment_section(rounds)] if args.html else []
-        else:
-            reports, seconds = examine(run, samples, args.halt_on_warning)
-            halted = args.halt_on_warning and bool(reports[-1]["warnings"])
-            print_examination(run, reports, every, charset, halted, args.timing and seconds)
-            records += json_records(run, reports)
-            sections += [examination_section(run, reports)] if args.html else []
+    for name, reports in zip(("healthy", "sick"), main(**size)):  # as main()'s labels say
+        for report in reports:
+            report["warnings"], report["calm"] = flag_issues(report), []
+        records += json_records(patient(name, **size), reports)
+        sections.append(examination_section(patient(name, **size), reports))
     return records, sections
 
 
-def lesson_run(runs):
-    """The lesson's main(); on other seeds or size, the same two train() calls."""
-    if all(run[key] == value for run in runs for key, value in LESSON_SEEDS.items()):
-        return main() or []
-    seeds = runs[0]
-    samples = make_training_data(seeds["sample_count"], 8, 4, seeds["data_seed"])
-    for run in runs:
-        dosing = [run[key] for key in ("init_mode", "weight_scale_override", "learning_rate")]
-        train(run["label"], run["layer_widths"], *dosing, run["epochs"], samples,
-              run["network_seed"], REPORT_EVERY)  # fmt: skip
-    return []
+def run_patients(args):
+    for name, (dosing, _, disease) in PATIENTS.items():
+        print(f"{name:<10} {describe_dosing(dosing)} -- {disease}")
+    return [], []
 
 
-def stdout_charset(ascii_requested):
-    try:
-        (SPARK_LEVELS["unicode"] + SHADE_LEVELS["unicode"]).encode(sys.stdout.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "ascii"
-    return "ascii" if ascii_requested else "unicode"
+def run_examine(args):
+    records, sections = [], []
+    for dosing in dosings(args, ["healthy", "sick"]):
+        reports = examine(dosing, samples_for(dosing), args.halt_on_warning)
+        halted = args.halt_on_warning and bool(reports[-1]["warnings"])
+        print_examination(dosing, reports, args.report_every or REPORT_EVERY, halted)
+        records += json_records(dosing, reports)
+        sections.append(examination_section(dosing, reports))
+    return records, sections
 
 
-class GuardedStdout:
-    """Stands in for sys.stdout (print needs an object with write and flush),
-    so that losing stdout cannot crash a run or cost its JSON file.
-
-    The first write or flush that fails (the reader of a pipe has left, the
-    disk is full, stdout is closed) is kept in `error`, and the real stdout is
-    pointed at the null device, so that what is still buffered in it cannot
-    fail again when Python exits. The rest is dropped: a run with a file to
-    write trains on for it (keep_going); any other stops, as each later write
-    raises the error.
-    """
-
-    def __init__(self, stream):
-        self.stream, self.keep_going = stream, False
-        self.encoding = getattr(stream, "encoding", None)
-        # Python sets sys.stdout to None when it starts with stdout closed.
-        self.error = None if stream is not None else OSError(errno.EBADF, "it is closed")
-
-    def write(self, text):
-        self.attempt(self.stream and self.stream.write, text)
-        if self.error is not None and not self.keep_going:
-            raise self.error
-        return len(text)
-
-    def flush(self):
-        self.attempt(self.stream and self.stream.flush)
-
-    def attempt(self, action, *args):
-        if self.error is None:
-            try:
-                action(*args)
-            except OSError as error:
-                self.error = error
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, self.stream.fileno())
-                os.close(null)
+def run_treat(args):
+    records, sections = [], []
+    for dosing in dosings(args, ["sick"]):
+        rounds = treat(dosing, samples_for(dosing))
+        print_treatment(rounds, REPORT_EVERY)
+        for number, round_ in enumerate(rounds):
+            extra = dict(round=number, treatments=round_.treatments)
+            records += json_records(round_.dosing, round_.reports, **extra)
+        sections.append(treatment_section(rounds))
+    return records, sections
 
 
-# Signals that stop a run: Ctrl-C (SIGINT), SIGTERM, the one kill sends, and
-# SIGHUP, sent when the terminal closes (Windows has no SIGHUP).
-STOPS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports when a reader leaves
+def run_seeds(args):
+    sections = []
+    for dosing in dosings(args, ["healthy", "sick"]):
+        results = on_every_core(first_signs, seed_pairs(dosing, args.pairs))
+        print("\n".join(seed_summary(dosing, results)) + "\n")
+        sections.append(seeds_section(dosing, results))
+    return [], sections
 
 
-def stop_like_ctrl_c(signum, frame):
-    """Signal handler: raise what Ctrl-C raises, with the signal's number, so
-    that one place stops the run; the first stop is the one that counts, so
-    the rest are ignored while it unwinds."""
-    for stop in STOPS:
-        signal.signal(stop, signal.SIG_IGN)
-    raise KeyboardInterrupt(signum)
-
-
-@contextlib.contextmanager
-def stops_held():
-    """A with block in which a stop waits (pending) until the block ends
-    (where signals can be held at all: Windows cannot)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+def run_experiment(args):
+    data_seed = 7 if args.data_seed is None else args.data_seed
+    network_seed = 11 if args.network_seed is None else args.network_seed
+    measured = measure_experiment(args.name, data_seed, network_seed)
+    print_experiment(measured)
+    return experiment_records(measured), [experiment_section(measured)]
 
 
 def command_line(argv):
-    """Run what argv asks for and return the exit status: 0 when done; 1 when
-    a file or stdout could not be written; 2 for a bad argument; 128 + N when
-    stopped by signal N, as a shell reports it (130 Ctrl-C, 143 SIGTERM, 129
-    SIGHUP), and 141 (SIGPIPE) when the reader of stdout has left."""
-    parser, stdout = build_parser(), GuardedStdout(sys.stdout)
-    sys.stdout, status, unwritten, written = stdout, 0, [], []  # the files asked for
+    """Run what argv asks for and write the files it names."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for key, value in vars(args).items():  # argparse before 3.13 makes [] of a value of '--'
+        if value == [] and key != "patients":
+            args.parser.error(f"argument --{key.replace('_', '-')}: '--' is not a value: give one")
+    records, sections = args.run(args)
+    if getattr(args, "json", None):
+        write_file(args.json, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
+        print(f"wrote {plural(len(records), 'report')} to {args.json}")
+    if getattr(args, "html", None):
+        write_file(args.html, html_page(argv, sections))
+        print(f"wrote the charts to {args.html}")
+    sys.stdout.flush()  # here, so that a reader who has left is seen here
+
+
+def stop(signum, frame):
+    """Signal handler: the first stop raises KeyboardInterrupt(signum); later ones do nothing."""
+    ignore_stops()
+    raise KeyboardInterrupt(signum)
+
+
+def ignore_stops():
+    # A no-op handler, not SIG_IGN: a signal already on its way when SIG_IGN is
+    # set raises "Signal ignored due to race condition".
+    for each in STOPS:
+        signal.signal(each, lambda signum, frame: None)
+
+
+def run(argv):
+    """command_line(argv)'s exit status: 0; 128 + N if stopped by signal N; 1 if stdout closed."""
     try:
-        args = parser.parse_args(joined_values(argv, parser))
-        check_args(args, parser)
-        asked = (("JSON file", args.json), ("HTML page", args.html))
-        unwritten = [(what, path) for what, path in asked if path is not None]
-        stdout.keep_going = bool(unwritten)
-        records, sections = run_the_command(args, parser)
-        texts = {
-            "JSON file": lambda: json_lines(records),
-            "HTML page": lambda: html_page(argv, sections),
-        }
-        for what, path in list(unwritten):
-            with stops_held():  # a stop waits until we know whether the file was written
-                status = save_file(path, texts[what](), parser.prog)
-                if status:
-                    break
-                unwritten.remove((what, path))
-                written.append(path)
-            said = plural(len(records), "report") if what == "JSON file" else "the charts"
-            print(f"wrote {said} to {printable(path)}")
-        stdout.flush()
-    except SystemExit as exit:  # --help, or argparse's one line for a bad argument
-        status = exit.code
-        stdout.flush()
+        command_line(argv)
+        hold_stops()  # done: a stop from now on changes nothing
+        return 0
     except KeyboardInterrupt as interrupt:
+        hold_stops()
         signum = interrupt.args[0] if interrupt.args else signal.SIGINT
-        status = interrupted(signum, [what for what, _ in unwritten])
-    except OSError as error:
-        if error is not stdout.error:  # a lost stdout is the only failure expected here
-            raise
-    finally:
-        sys.stdout = stdout.stream
-    if stdout.error is None or status != 0:
-        return status
-    if isinstance(stdout.error, BrokenPipeError):
-        return BROKEN_PIPE_STATUS  # quietly: the reader chose to stop reading
-    went_on = (
-        f"the run went on and wrote {' and '.join(map(repr, written))}" if written else "stopped"
-    )
-    reason = stdout.error.strerror or str(stdout.error)
-    print(f"{parser.prog}: error: cannot write to stdout: {reason}; {went_on}", file=sys.stderr)
-    return 1
-
-
-def save_file(path, text, prog):
-    """write_file; 0 if it succeeded, else 1 and one line on stderr saying
-    why (a full disk, a file size limit, no right to replace it)."""
-    try:
-        write_file(path, text)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        print(f"{prog}: error: could not write {path!r}: {reason}; nothing was written",
-              file=sys.stderr)  # fmt: skip
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        print(f"interrupted{by}: stopped.", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:  # the reader left: go quietly, as Python's docs do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
-
-
-def printable(text):
-    """text as stdout can print it: a character its encoding cannot hold (an
-    undecodable byte of a file name from argv, or an accented letter on an
-    ASCII terminal) becomes a backslash escape instead of an error."""
-    encoding = sys.stdout.encoding or "ascii"
-    return text.encode(encoding, "backslashreplace").decode(encoding)
-
-
-def interrupted(signum, unwritten):
-    """Say on stderr which signal stopped the run (and which files it asked
-    for were not written); return the status a shell expects."""
-    by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    unwritten = f"; no {' or '.join(unwritten)} was written" if unwritten else ""
-    print(f"interrupted{by}: stopped cleanly{unwritten}.", file=sys.stderr)
-    return 128 + signum
 
 
 if __name__ == "__main__":
-    for stop in STOPS:
-        signal.signal(stop, stop_like_ctrl_c)
-    status = command_line(sys.argv[1:])
-    for stop in STOPS:  # the run is over and has said so: a stop now changes nothing
-        signal.signal(stop, signal.SIG_IGN)
-    sys.exit(status)
+    for each in STOPS:
+        signal.signal(each, stop)
+    sys.exit(run(sys.argv[1:]))

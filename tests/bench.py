@@ -9,7 +9,7 @@ Reports, all machine-dependent:
   sample) for hidden widths 16, 32 and 64, and for each activation with and
   without layer norm;
 - what the monitors add to training, and peak memory;
-- the wall time of `--treat` and of `--seeds 20` on every patient.
+- the wall time of `treat NAME` and of `seeds NAME --pairs 20` on every patient.
 Each in-process timing is the best of REPEATS runs, so a busy machine
 inflates it less.
 """
@@ -23,6 +23,7 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class NoMonitor(main.TrainingMonitor):
     def record_step(self, network, trace, pre_activation_grads, step_size):
         pass
 
-    def record_update(self, index, update, weights):
+    def record_update(self, index, update_sums, weight_sums):
         pass
 
     def report(self):
@@ -62,7 +63,7 @@ class LessonOnly(main.TrainingMonitor):
     def record_step(self, network, trace, pre_activation_grads, step_size):
         pass
 
-    def record_update(self, index, update, weights):
+    def record_update(self, index, update_sums, weight_sums):
         pass
 
 
@@ -110,22 +111,19 @@ def phase_profile():
         record = timed("monitor record", main.TrainingMonitor.record)
         report = timed("monitor report", main.TrainingMonitor.report)
 
-    plugins = dict(
-        forward=timed("forward", main.forward_with_trace),
-        backprop=timed("backward", main.backward),
-        step=timed("SGD step", main.sgd_step),
+    steps = (
+        timed("forward", main.forward_with_trace),
+        timed("backward", main.backward),
+        timed("SGD step", main.sgd_step),
     )
     samples = main.make_training_data(80, 8, 4, seed=7)
     start = time.perf_counter()
     for name in ("healthy", "sick"):
-        patient = main.PATIENTS[name]
-        network = main.init_network(
-            patient["layer_widths"], patient["init_mode"], patient["weight_scale_override"], 11
-        )
-        monitor = TimedMonitor(patient["layer_widths"])
-        runs = main.training_run(
-            network, samples, 30, patient["learning_rate"], 11, monitor, **plugins
-        )
+        patient = main.patient(name)
+        widths = list(patient.layer_widths)
+        network = main.init_network(widths, patient.init_mode, patient.weight_scale_override, 11)
+        monitor = TimedMonitor(widths)
+        runs = main.training_run(network, samples, 30, patient.learning_rate, 11, monitor, steps)
         for report in runs:
             if report["epoch"] % 10 == 0:
                 with contextlib.redirect_stdout(io.StringIO()):
@@ -136,8 +134,8 @@ def phase_profile():
 
 
 def dosed_patient(widths, activation="relu", norm="none"):
-    return dict(main.PATIENTS["healthy"], layer_widths=widths, activation=activation, norm=norm,
-                epochs=EPOCHS, network_seed=11)  # fmt: skip
+    return replace(main.patient("healthy"), layer_widths=tuple(widths), activation=activation,
+                   norm=norm, epochs=EPOCHS, network_seed=11)  # fmt: skip
 
 
 def train(patient, samples, monitor):
@@ -174,7 +172,7 @@ def bench():
     print()
     print("us/step on the lesson's network, no monitor (Adam at lr 3e-3):")
     print("activation | no norm | layer norm | Adam, no norm | Adam, layer norm")
-    widths = main.LESSON_WIDTHS
+    widths = list(main.patient("healthy").layer_widths)
     for activation in main.ACTIVATIONS:
         cells = []
         for optimizer, norm in (
@@ -183,9 +181,9 @@ def bench():
             ("adam", "none"),
             ("adam", "layer"),
         ):
-            patient = dict(dosed_patient(widths, activation, norm), optimizer=optimizer)
+            patient = replace(dosed_patient(widths, activation, norm), optimizer=optimizer)
             if optimizer == "adam":
-                patient["learning_rate"] = main.ADAM_LEARNING_RATE
+                patient = replace(patient, learning_rate=main.ADAM_LEARNING_RATE)
             seconds = best_seconds(lambda p=patient: train(p, samples, NoMonitor(widths)))
             cells.append(f"{1e6 * seconds / steps:.1f}")
         print(
@@ -210,12 +208,12 @@ def bench():
         f"(the monitor's epoch of traces included); process max RSS {max_rss / 1024:.1f} MiB"
     )
     print()
-    print("whole commands, wall time (--seeds trains its seed pairs on every core):")
-    print("patient   | --patient NAME --treat | --patient NAME --seeds 20")
+    print("whole commands, wall time (seeds trains its seed pairs on every core):")
+    print("patient   | treat NAME | seeds NAME --pairs 20")
     for name in main.PATIENTS:
-        treat = process_seconds([sys.executable, "main.py", "--patient", name, "--treat"])
-        seeds = process_seconds([sys.executable, "main.py", "--patient", name, "--seeds", "20"])
-        print(f"{name:<9} | {treat:>21.1f}s | {seeds:>24.1f}s")
+        treat = process_seconds([sys.executable, "main.py", "treat", name])
+        seeds = process_seconds([sys.executable, "main.py", "seeds", name, "--pairs", "20"])
+        print(f"{name:<9} | {treat:>9.1f}s | {seeds:>20.1f}s")
 
 
 if __name__ == "__main__":

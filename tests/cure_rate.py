@@ -1,9 +1,9 @@
-"""How often does --treat cure? Run with `python tests/cure_rate.py [DOSE_SEED [COUNT]]`
+"""How often does `treat` cure? Run with `python tests/cure_rate.py [DOSE_SEED [COUNT]]`
 (a benchmark, not a test: 100 doses take about a minute on 2 cores).
 
 Draws COUNT random doses (default 100) from the space below with
-random.Random(DOSE_SEED), runs --treat's logic on each (the doses share out
-over every core, as --seeds does), and prints: how many were sick (not well
+random.Random(DOSE_SEED), runs `treat`'s logic on each (the doses share out
+over every core, as `seeds` does), and prints: how many were sick (not well
 untreated: a warning at the last epoch, or a final loss not below
 main.CURED_LOSS); how many the round the patient ends on (the last one kept,
 not withdrawn) cured in the first round and within main.TREATMENT_ROUNDS
@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,20 +45,19 @@ def random_dose(rng, number):
     init_mode = rng.choice(["kaiming", "xavier", "bad"])
     std = 10 ** rng.uniform(-2, 0.477) if init_mode == "bad" else None  # 0.01 .. 3
     hidden = [rng.randint(8, 24) for _ in range(rng.randint(2, 6))]
-    dose = dict(
-        main.PATIENTS["healthy"],
+    dose = replace(
+        main.patient("healthy"),
         patient=f"dose {number}",
         init_mode=init_mode,
         weight_scale_override=std,
         learning_rate=10 ** rng.uniform(-3, 0),
-        layer_widths=[8, *hidden, 4],
+        layer_widths=(8, *hidden, 4),
         activation=rng.choice(list(main.ACTIVATIONS)),
         network_seed=rng.randrange(10**6),
         data_seed=rng.randrange(10**6),
         sample_count=80,
     )
-    dose["label"] = f"DOSE {number} ({main.describe_dosing(dose)})"
-    return dose
+    return replace(dose, label=f"DOSE {number} ({main.describe_dosing(dose)})")
 
 
 def disease(reports):
@@ -77,18 +77,17 @@ def worse(reports, untreated):
 def treated(dose):
     """Treat one dose; what the table needs of it, and the seconds it took."""
     start = time.perf_counter()
-    samples = main.make_training_data(80, 8, 4, dose["data_seed"])
-    rounds = main.treat(dose, samples)
-    untreated, kept = rounds[0]["reports"], main.kept_round(rounds)
+    rounds = main.treat(dose, main.samples_for(dose))
+    untreated, kept = rounds[0].reports, main.kept_round(rounds)
     return dict(
         sick=not main.is_well(untreated),
         disease=disease(untreated),
-        cured=main.is_well(kept["reports"]),
-        cured_first=main.is_well(kept["reports"]) and kept is rounds[1 % len(rounds)],
+        cured=main.is_well(kept.reports),
+        cured_first=main.is_well(kept.reports) and kept is rounds[1 % len(rounds)],
         false_alarm=any(r["warnings"] for r in untreated)
         and untreated[-1]["loss"] < main.CURED_LOSS,
-        worse_withdrawn=sum(r["withdrawn"] and worse(r["reports"], untreated) for r in rounds),
-        kept_worse=worse(kept["reports"], untreated),
+        worse_withdrawn=sum(r.withdrawn and worse(r.reports, untreated) for r in rounds),
+        kept_worse=worse(kept.reports, untreated),
         seconds=time.perf_counter() - start,
     )
 
@@ -97,7 +96,7 @@ def cure_rate(dose_seed, count):
     rng = random.Random(dose_seed)
     doses = [random_dose(rng, number) for number in range(count)]
     start = time.perf_counter()
-    results = main.map_on_every_core(treated, doses)
+    results = main.on_every_core(treated, doses)
     wall = time.perf_counter() - start
     sick = [result for result in results if result["sick"]]
     by_disease = Counter(result["disease"] for result in sick)

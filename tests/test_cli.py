@@ -1,21 +1,23 @@
-"""The command line and its robustness: bad arguments, the mode rule, --help,
-the JSON file, a lost stdout, stop signals, and readings that survive inf/NaN.
+"""The command line: a command, then only its own flags. One test per rule.
 
-In-process calls of main.command_line() wherever they can tell; a real
-process (~0.1 s each) only for signals, pipes, a full or closed stdout and a
-file size limit. Every process started here is killed in a finally.
+In-process calls of main.command_line() wherever they can tell (argparse's
+refusals raise SystemExit(2), its --help SystemExit(0)); a real process only
+for the bytes `python main.py` prints, a pipe whose reader leaves, and stop
+signals. Every process started here is killed in a finally.
 """
 
 import contextlib
-import errno
 import io
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,715 +25,481 @@ import pytest
 import main
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORT_RUN = ["--patient", "healthy", "--epochs", "3"]  # ~60 ms, ~3.6 kB of JSON
-# A tiny network 40 hidden layers deep, a chart every epoch: ~125 kB of stdout in
-# ~50 ms of training, more than a pipe (64 kB) and Python's buffer (8 kB) hold,
-# so a lost stdout is found mid-run, while the run still has charts to print.
-DEEP_RUN = ["--widths", "1," + "2," * 40 + "2", "--samples", "2", "--epochs", "10"]
-DEEP_RUN += ["--report-every", "1"]
-# The examination prints each patient's charts once it is trained: healthy's
-# come after ~0.1 s, and 100 sick patients (~10 s) still to run keep the
-# process going when the first line is read.
-LONG_EXAMINATION = ["--epochs", "10", "--report-every", "1", "--patient", "healthy"]
-LONG_EXAMINATION += ["--patient", "sick"] * 100
+COMMANDS = ["lesson", "patients", "examine", "treat", "seeds", "experiment"]
 
 
-def one_line(err):
-    """The one line of a stderr that must hold exactly one."""
-    assert err.endswith("\n") and err.count("\n") == 1, err
+def command(argv):
+    return [sys.executable, "main.py", *argv]
+
+
+def argv_id(value):
+    """A parameter's id: an argv as it is typed, anything else as pytest names it."""
+    return " ".join(value) if isinstance(value, list) else None
+
+
+def case(argv, *values):
+    """A parameter set named by its argv alone."""
+    return pytest.param(argv, *values, id=" ".join(argv))
+
+
+def refusal(argv, capsys):
+    """argparse's refusal of argv: status 2, nothing on stdout; stderr's last line."""
+    with pytest.raises(SystemExit) as stopped:
+        main.command_line(argv)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2
+    assert out == ""
     assert "Traceback" not in err
-    return err[:-1]
-
-
-def run_main(argv, **kwargs):
-    return subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, timeout=60, **kwargs)
+    lines = err.splitlines()
+    assert lines[0].startswith("usage: main.py"), err
+    assert "error: " in lines[-1], err
+    return lines[-1]
 
 
 @contextlib.contextmanager
 def started(argv, **kwargs):
-    """`python main.py ARGV` running; killed and reaped on the way out, whatever happened."""
-    process = subprocess.Popen([sys.executable, "main.py", *argv], cwd=ROOT, **kwargs)
+    """`python main.py ARGV` in a session of its own; its group killed on the way out."""
+    process = subprocess.Popen(command(argv), cwd=ROOT, start_new_session=True, **kwargs)
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
 
 
-# ----------------------------------------------------------------------------
-# Bad arguments: one line on stderr, status 2, naming what is allowed
-
-LR = "give a finite number above 0"
-EPOCHS = "give a whole number from 1 to 1000"
-WIDTHS = (
-    "give whole numbers, comma-separated, like 8,16,16,4, each from 1 to 1024: features, "
-    "hidden, classes"
-)
-PATIENT_CHOICES = "'healthy', 'sick', 'exploding', 'vanishing', 'dead', 'saturated', 'collapsed'"
-
-
-def bad(argv, phrase, *marks):
-    return pytest.param(argv, phrase, id=" ".join(argv), marks=marks)
-
-
-BAD_ARGUMENTS = [
-    # not a number, or not an allowed one
-    bad(["--lr", "abc"], f"argument --lr: 'abc' is not allowed: {LR}"),
-    bad(["--lr", "0"], f"argument --lr: '0' is not allowed: {LR}"),
-    bad(["--lr", "nan"], f"argument --lr: 'nan' is not allowed: {LR}"),
-    bad(["--lr", "inf"], f"argument --lr: 'inf' is not allowed: {LR}"),
-    bad(["--lr="], f"argument --lr: '' is not allowed: {LR}"),
-    bad(["--scale", "NaN"], f"argument --scale: 'NaN' is not allowed: {LR}"),
-    bad(["--scale=-inf"], f"argument --scale: '-inf' is not allowed: {LR}"),
-    bad(["--clip", "0"], f"argument --clip: '0' is not allowed: {LR}"),
-    bad(["--clip", "nan"], f"argument --clip: 'nan' is not allowed: {LR}"),
-    bad(["--epochs", "ten"], f"argument --epochs: 'ten' is not allowed: {EPOCHS}"),
-    bad(["--epochs", "2.5"], f"argument --epochs: '2.5' is not allowed: {EPOCHS}"),
-    bad(["--samples", "1e3"], "'1e3' is not allowed: give a whole number from 1 to 10000"),
-    bad(["--report-every", "x"], "'x' is not allowed: give a whole number 1 or above"),
-    bad(["--data-seed", "seven"], "'seven' is not allowed: give a whole number 0 or above"),
-    bad(["--seeds", "many"], "'many' is not allowed: give a whole number from 1 to 1000"),
-    bad(["--epochs", "+-5"], EPOCHS),
-    bad(["--epochs", "\u00b2"], EPOCHS),
-    bad(["--widths", "8,\u00b2,4"], WIDTHS),
-    # a value that looks like a flag is the flag's value, judged as such
-    bad(["--lr", "-1e-3"], f"argument --lr: '-1e-3' is not allowed: {LR}"),
-    bad(["--scale", "-inf"], f"argument --scale: '-inf' is not allowed: {LR}"),
-    bad(["--epochs", "-3"], f"argument --epochs: '-3' is not allowed: {EPOCHS}"),
-    bad(["--data-seed", "-5"], "'-5' is not allowed: give a whole number 0 or above"),
-    bad(["--widths", "-8,16,4"], f"argument --widths: '-8,16,4' is not allowed: {WIDTHS}"),
-    bad(
-        ["--json", "-x"],
-        "argument --json: '-x' cannot be written: give a file path "
-        "(./-name for a name that starts with '-')",
-    ),
-    bad(
-        ["--patient", "-x"],
-        f"argument --patient: invalid choice: '-x' (choose from {PATIENT_CHOICES})",
-    ),
-    # a missing value, at the end or before the next flag
-    bad(["--lr"], f"argument --lr: expected one argument: {LR}"),
-    bad(["--lr", "--epochs", "3"], f"argument --lr: expected one argument: {LR}"),
-    bad(["--epochs", "--5"], f"argument --epochs: expected one argument: {EPOCHS}"),
-    bad(["--widths"], "argument --widths: expected one argument: give whole numbers, comma-sep"),
-    bad(
-        ["--patient"],
-        "argument --patient: expected one argument: give one of healthy, sick, exploding, "
-        "vanishing, dead, saturated, collapsed",
-    ),
-    bad(["--json"], "argument --json: expected one argument: give a file path"),
-    # a newline in an argument is printed escaped: the line stays one line
-    bad(["--lr", "1\n2"], f"argument --lr: '1\\n2' is not allowed: {LR}"),
-    bad(["--widths", "8,16\n,4"], f"argument --widths: '8,16\\n,4' is not allowed: {WIDTHS}"),
-    bad(["--patient", "he\nalthy"], "invalid choice: 'he\\nalthy' (choose from 'healthy', "),
-    bad(["--fo\no"], "unrecognized arguments: --fo\\no"),
-    # widths
-    bad(["--widths", "8"], f"argument --widths: '8' is not allowed: {WIDTHS}"),
-    bad(["--widths", "8,0,4"], f"'8,0,4' is not allowed: {WIDTHS}"),
-    bad(["--widths", "8,16.5,4"], f"'8,16.5,4' is not allowed: {WIDTHS}"),
-    bad(["--widths", "8,sixteen,4"], f"'8,sixteen,4' is not allowed: {WIDTHS}"),
-    bad(["--widths", "8,100000000000,4"], f"'8,100000000000,4' is not allowed: {WIDTHS}"),
-    bad(
-        ["--widths", "8,4"],
-        "'8,4' is not allowed: there is no hidden layer to examine: give one or more hidden "
-        "widths, like 8,16,4",
-    ),
-    bad(
-        ["--widths", "8,16,1"],
-        "'8,16,1' is not allowed: one class is nothing to learn: give 2 or more classes "
-        "(the last width)",
-    ),
-    # choices
-    bad(["--patient", "zombie"], f"invalid choice: 'zombie' (choose from {PATIENT_CHOICES})"),
-    bad(["--init", "random"], "(choose from 'kaiming', 'xavier', 'standard', 'bad')"),
-    bad(["--activation", "sigmoid"], "(choose from 'relu', 'leaky_relu', 'tanh')"),
-    bad(["--norm", "batch"], "(choose from 'none', 'layer')"),
-    bad(["--experiment", "lecun"], "(choose from 'glorot-bengio', 'he')"),
-    # values each allowed, their combination not
-    bad(["--init", "bad"], "argument --init: 'bad' has no std of its own: give --scale too"),
-    bad(["--patient", "saturated", "--init", "bad"], "'bad' has no std of its own: give --scale"),
-    bad(["--samples", "3"], "argument --samples: 3 is fewer than the 4 classes: give at least"),
-    bad(
-        ["--widths", "8,16,10", "--samples", "9"],
-        "argument --samples: 9 is fewer than the 10 classes: give at least one sample per class",
-    ),
-    bad(
-        ["--treat", "--epochs", "3"],
-        "argument --epochs: 3 is too few to judge a cure: --treat needs 10 or more",
-    ),
-    bad(
-        ["--widths", "8,1,4", "--norm", "layer"],
-        "argument --norm: layer norm needs 2 or more neurons in every hidden layer",
-    ),
-    # mode conflicts (every row is given a --json too)
-    bad(["--seeds", "2", "--treat"], "argument --treat: not allowed with --seeds"),
-    bad(["--seeds", "2"], "argument --json: not allowed with --seeds"),
-    bad(["--seeds", "2", "--halt-on-warning"], "--halt-on-warning: not allowed with --seeds"),
-    bad(["--treat", "--timing"], "argument --timing: not allowed with --treat"),
-    bad(["--list-patients", "--patient", "sick"], "--patient: not allowed with --list-patients"),
-    bad(["--experiment", "he", "--lr", "0.1"], "argument --lr: not allowed with --experiment"),
-    bad(["--experiment", "he", "--treat"], "argument --treat: not allowed with --experiment"),
-    # what is no flag at all (no abbreviations either)
-    bad(["--foo"], "unrecognized arguments: --foo"),
-    bad(["stray"], "unrecognized arguments: stray"),
-    bad(["--epoch", "3"], "unrecognized arguments: --epoch 3"),
-]
-
-
-@pytest.mark.parametrize(("argv", "phrase"), BAD_ARGUMENTS)
-def test_a_bad_argument_is_one_line_naming_what_is_allowed_and_status_2(
-    argv, phrase, tmp_path, monkeypatch, capsys
-):
-    monkeypatch.chdir(tmp_path)
-    status = main.command_line(["--json", "run.jsonl", *argv])
-    captured = capsys.readouterr()
-    line = one_line(captured.err)
-    assert status == 2
-    assert line.startswith("main.py: error: ")
-    assert phrase in line
-    assert captured.out == ""  # nothing started
-    assert os.listdir(tmp_path) == []  # no JSON file, no temporary file
-
-
-def test_a_bad_argument_in_a_real_process_is_one_line_without_a_traceback():
-    result = run_main(["--lr", "1\n2"], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert one_line(result.stderr) == f"main.py: error: argument --lr: '1\\n2' is not allowed: {LR}"
-
-
-BOUNDS = [  # flag, the value at the limit (allowed), the value beyond it, the refusal's phrase
-    ("--epochs", "1000", "1001", EPOCHS),
-    ("--epochs", "1", "0", EPOCHS),
-    ("--samples", "10000", "10001", "give a whole number from 1 to 10000"),
-    ("--samples", "4", "3", "3 is fewer than the 4 classes"),
-    ("--seeds", "1000", "1001", "give a whole number from 1 to 1000"),
-    ("--data-seed", "0", "-1", "give a whole number 0 or above"),
-    ("--network-seed", "0", "-1", "give a whole number 0 or above"),
-    ("--report-every", "1", "0", "give a whole number 1 or above"),
-    ("--widths", "1024,16,4", "1025,16,4", "each from 1 to 1024"),
-    ("--widths", "8,512,512,4", "8,512,513,4", "1025 hidden neurons: give at most 1024 in all"),
-    ("--widths", "998,300,2", "999,300,2", "300300 weights: give at most 300000 in all"),
-]
-
-
-@pytest.mark.parametrize(("flag", "limit", "beyond", "phrase"), BOUNDS)
-def test_bounds_are_accepted_at_the_limit_and_refused_beyond(flag, limit, beyond, phrase, capsys):
-    parser = main.build_parser()
-    args = parser.parse_args(main.joined_values([flag, limit], parser))
-    main.check_args(args, parser)
-    assert main.patient_runs(args, parser)  # refused, this would have raised SystemExit
-    value = vars(args)[parser._option_string_actions[flag].dest]
-    assert value == ([int(w) for w in limit.split(",")] if flag == "--widths" else int(limit))
-    assert main.command_line([flag, beyond]) == 2
-    assert phrase in one_line(capsys.readouterr().err)
-
-
-def test_an_explicit_init_replaces_a_patients_std():
-    parser = main.build_parser()
-
-    def run(*argv):
-        (patient,) = main.patient_runs(parser.parse_args(["--patient", *argv]), parser)
-        return patient
-
-    kaiming = run("sick", "--init", "kaiming")
-    assert kaiming["weight_scale_override"] is None
-    assert kaiming["label"] == "SICK (kaiming init, lr=0.8, widths 8-16-16-16-16-4, 30 epochs)"
-    assert run("sick", "--init", "kaiming", "--scale", "0.3")["weight_scale_override"] == 0.3
-    assert run("sick", "--lr", "0.1")["weight_scale_override"] == 1.0  # no --init: std kept
-
-
-# ----------------------------------------------------------------------------
-# The mode rule: no flag, or only seeds and size, is the lesson's run
+def printed(call):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        call()
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
-def lesson_output():
-    """What main(), the lesson's run, prints."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main.main()
-    return out.getvalue()
+def lesson_runs(tmp_path_factory):
+    """What main.main(), the lesson's run, prints; and what `python main.py`,
+    `python main.py lesson` and `python main.py lesson --html PAGE`, run
+    meanwhile, print: (stdout, stderr, status), in bytes."""
+    page = tmp_path_factory.mktemp("lesson") / "lesson.html"
+    runs = {"": [], "lesson": ["lesson"], "lesson --html": ["lesson", "--html", str(page)]}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with contextlib.ExitStack() as stack:
+        processes = {
+            name: stack.enter_context(started(argv, **pipes)) for name, argv in runs.items()
+        }
+        lesson_output = printed(main.main)
+        results = {
+            name: (*process.communicate(timeout=60), process.returncode)
+            for name, process in processes.items()
+        }
+    return lesson_output, results, page
 
 
-def lesson_on(monkeypatch, data_seed=7, network_seed=11, sample_count=80):
-    """What main() prints with its two train() calls on these seeds and size."""
-    make_data, train = main.make_training_data, main.train
-    out = io.StringIO()
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            main,
-            "make_training_data",
-            lambda **kw: make_data(**{**kw, "seed": data_seed, "sample_count": sample_count}),
-        )
-        patch.setattr(main, "train", lambda **kw: train(**{**kw, "network_seed": network_seed}))
-        with contextlib.redirect_stdout(out):
-            main.main()
-    return out.getvalue()
+@pytest.fixture(scope="module")
+def lesson_output(lesson_runs):
+    """What main.main(), the lesson's run, prints."""
+    return lesson_runs[0]
+
+
+# ----------------------------------------------------------------------------
+# The lesson's run
+
+
+def test_no_command_prints_the_bytes_of_lesson_and_of_main(lesson_runs):
+    lesson_output, results, _ = lesson_runs
+    assert results[""] == results["lesson"] == (lesson_output.encode(), b"", 0)
 
 
 @pytest.mark.parametrize(
-    ("argv", "seeds"),
+    ("argv", "arguments"),
     [
-        ([], {}),  # as a real process: `python main.py` prints main()'s bytes
-        (["--data-seed", "7", "--network-seed", "11", "--samples", "80"], {}),
         (["--data-seed", "8"], {"data_seed": 8}),
         (["--network-seed", "12", "--samples", "8"], {"network_seed": 12, "sample_count": 8}),
     ],
 )
-def test_no_flag_or_only_seeds_and_size_give_the_lessons_run(
-    argv, seeds, lesson_output, monkeypatch, capsys
+def test_lesson_flags_run_main_with_those_arguments(
+    argv, arguments, lesson_output, monkeypatch, capsys
 ):
-    expected = lesson_on(monkeypatch, **seeds) if seeds else lesson_output
-    assert "verdict:" not in expected  # the lesson's format, not the examination's
-    if not argv:
-        result = run_main([], capture_output=True)
-        assert (result.returncode, result.stderr) == (0, b"")
-        assert result.stdout == expected.encode()
-        return
-    assert main.command_line(argv) == 0
-    assert capsys.readouterr().out == expected
+    calls, outputs, real_main = [], [], main.main
+
+    def recorded_main(**kwargs):
+        calls.append(kwargs)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            result = real_main(**kwargs)
+        outputs.append(out.getvalue())
+        sys.stdout.write(out.getvalue())
+        return result
+
+    monkeypatch.setattr(main, "main", recorded_main)
+    main.command_line(["lesson", *argv])
+    assert calls == [arguments]
+    assert capsys.readouterr().out == outputs[0]  # main()'s output and nothing else
+    assert "=== HEALTHY (kaiming init, lr=0.05) | epoch 10 |" in outputs[0] != lesson_output
 
 
-# Each flag, given even with the lesson's own value, and whether it keeps the
-# lesson's run; a flag added to the parser must be added here.
-FLAG_EXAMPLES = {
-    "--data-seed": (["8"], True),
-    "--network-seed": (["12"], True),
-    "--samples": (["40"], True),
-    "--patient": (["healthy"], False),
-    "--list-patients": ([], False),
-    "--init": (["kaiming"], False),
-    "--scale": (["0.5"], False),
-    "--lr": (["0.05"], False),
-    "--epochs": (["30"], False),
-    "--widths": (["8,16,16,16,16,4"], False),
-    "--activation": (["relu"], False),
-    "--norm": (["none"], False),
-    "--clip": (["1"], False),
-    "--optimizer": (["sgd"], False),
-    "--report-every": (["10"], False),
-    "--halt-on-warning": ([], False),
-    "--ascii": ([], False),
-    "--timing": ([], False),
-    "--json": (["run.jsonl"], False),
-    "--html": (["page.html"], False),
-    "--treat": ([], False),
-    "--seeds": (["2"], False),
-    "--experiment": (["he"], False),
-}
-FLAGS = [action.option_strings[-1] for action in main.build_parser()._actions][1:]  # not --help
-# These run for real (healthy and sick cut to 2 epochs): the headers they print.
-HEALTHY_AND_SICK = ["=== HEALTHY (kaiming init, lr=0.05) | epoch 2 |", "=== SICK (oversized init, "]
-EXAMINED = {
-    "--ascii": HEALTHY_AND_SICK,
-    "--json": HEALTHY_AND_SICK,
-    "--lr": ["=== CUSTOM (kaiming init, lr=0.05, widths 8-16-16-16-16-4, 2 epochs) | epoch 2 |"],
-}
-
-
-@pytest.mark.parametrize("flag", FLAGS)
-def test_any_other_flag_gives_the_examination(flag, tmp_path, monkeypatch, capsys):
-    assert flag in FLAG_EXAMPLES, (
-        f"{flag}: add it to FLAG_EXAMPLES, with whether it keeps the lesson"
-    )
-    values, keeps_the_lesson = FLAG_EXAMPLES[flag]
-    argv = [flag, *values]
-    assert main.asks_for_the_lesson(main.build_parser().parse_args(argv)) == keeps_the_lesson
-    if flag in EXAMINED:
-        monkeypatch.chdir(tmp_path)
-        for name in ("healthy", "sick"):
-            monkeypatch.setitem(main.PATIENTS[name], "epochs", 2)
-        assert main.command_line(argv) == 0
-        out = capsys.readouterr().out
-        assert all(header in out for header in EXAMINED[flag])
-        assert out.count("\nverdict: ") == len(EXAMINED[flag])  # the examination's format
-        assert os.listdir(tmp_path) == (["run.jsonl"] if flag == "--json" else [])
-
-
-def test_help_fits_50_lines_and_names_the_patients_bounds_and_defaults(monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "80")
-    assert main.command_line(["--help"]) == 0
-    captured = capsys.readouterr()
-    lines = captured.out.splitlines()
-    assert captured.err == ""
-    assert len(lines) <= 50
-    assert max(map(len, lines)) <= 80
-    text = " ".join(captured.out.split())  # argparse wraps lines
-    assert "healthy, sick, exploding, vanishing, dead, saturated, collapsed" in text
-    for phrase in ("epochs, 1 to 1000", "1 per class to 10000", "default 7", "default 11"):
-        assert phrase in text
-    assert "default 80" in text and "(default 10)" in text
-    assert all(flag in text for flag in FLAGS)
+def test_lesson_html_prints_the_lessons_bytes_and_one_line(lesson_runs):
+    lesson_output, results, page = lesson_runs
+    wrote = f"wrote the charts to {page}\n"
+    assert results["lesson --html"] == ((lesson_output + wrote).encode(), b"", 0)
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert os.listdir(page.parent) == ["lesson.html"]
 
 
 # ----------------------------------------------------------------------------
-# The JSON file
+# Bad arguments: argparse's usage line and error, status 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "foreign"),
+    [
+        case(["lesson", "--lr", "0.1"], "--lr 0.1"),
+        case(["lesson", "sick"], "sick"),
+        case(["patients", "--epochs", "3"], "--epochs 3"),
+        case(["examine", "--pairs", "3"], "--pairs"),  # its value is taken for a PATIENT
+        case(["treat", "--report-every", "5"], "--report-every"),
+        case(["treat", "--halt-on-warning"], "--halt-on-warning"),
+        case(["seeds", "--json", "run.jsonl"], "--json"),
+        case(["seeds", "--report-every", "5"], "--report-every"),
+        case(["experiment", "he", "--lr", "0.1"], "--lr 0.1"),
+        case(["experiment", "he", "healthy"], "healthy"),
+    ],
+)
+def test_each_command_takes_only_its_own_flags(argv, foreign, capsys):
+    line = refusal(argv, capsys)
+    assert line.endswith(f": error: unrecognized arguments: {foreign}")
+    if argv == ["lesson", "--lr", "0.1"]:  # and so does a real process
+        result = subprocess.run(command(argv), cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith("usage: main.py ")
+        assert result.stderr.splitlines()[-1] == line
+
+
+WHOLE = "give a whole number from {} to {}"
+ABOVE_0 = "give a finite number above 0"
+
+
+NUMERIC_FLAGS = [
+    case(["examine", "--epochs", "0"], WHOLE.format(1, 1000)),
+    case(["treat", "--epochs", "1001"], WHOLE.format(1, 1000)),
+    case(["examine", "--lr", "-1"], ABOVE_0),
+    case(["examine", "--lr", "0"], ABOVE_0),
+    case(["examine", "--scale", "0"], ABOVE_0),
+    case(["examine", "--scale", "inf"], ABOVE_0),
+    case(["examine", "--lr", "nan"], ABOVE_0),
+    case(["examine", "--clip", "-0.5"], ABOVE_0),
+    case(["lesson", "--samples", "0"], WHOLE.format(1, 10000)),
+    case(["examine", "--samples", "10001"], WHOLE.format(1, 10000)),
+    case(["seeds", "--pairs", "0"], WHOLE.format(1, 1000)),
+    case(["examine", "--report-every", "0"], WHOLE.format(1, 1000)),
+    case(["examine", "--widths", "8,4"], "2 or more classes, each 1 to 1024"),
+    case(["examine", "--widths", "8,2000,4"], "each 1 to 1024"),
+    case(["examine", "--widths", "8,512,513,4"], "at most 1024 hidden neurons and 300000"),
+    case(["lesson", "--data-seed", "-1"], WHOLE.format(0, 2**32 - 1)),
+    case(["experiment", "he", "--network-seed", "-1"], WHOLE.format(0, 2**32 - 1)),
+    case(["examine", "--data-seed", "seven"], WHOLE.format(0, 2**32 - 1)),
+]
+
+
+@pytest.mark.parametrize(("argv", "phrase"), NUMERIC_FLAGS)
+def test_a_bad_number_names_the_flags_allowed_range(argv, phrase, capsys):
+    flag, value = argv[-2:]
+    line = refusal(argv, capsys)
+    assert line.startswith(f"main.py {argv[0]}: error: argument {flag}: {value!r}")
+    assert phrase in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["examine", "--epochs=--"],
+        ["examine", "--lr=--"],
+        ["examine", "--init=--"],
+        ["examine", "--json=--"],
+        ["lesson", "--data-seed=--"],
+        ["seeds", "--pairs=--"],
+        ["experiment", "he", "--network-seed=--"],
+    ],
+    ids=argv_id,
+)
+def test_a_value_of_double_dash_is_refused(argv, capsys):
+    flag = argv[-1].split("=")[0]
+    assert f"error: argument {flag}: '--' " in refusal(argv, capsys)
+
+
+# ----------------------------------------------------------------------------
+# Which runs a command makes
+
+
+def headers(out):
+    """The patient of each chart or summary, in order of first appearance."""
+    return list(dict.fromkeys(re.findall(r"^=== ([A-Z]+) \(", out, flags=re.MULTILINE)))
+
+
+@pytest.mark.parametrize(
+    ("argv", "label"),
+    [
+        case(["examine", "--lr", "0.2", "--epochs", "2"], "kaiming init, lr=0.2"),
+        case(["examine", "--activation", "tanh", "--epochs", "1"], "kaiming init, tanh, lr=0.05"),
+        case(
+            ["seeds", "--init", "xavier", "--epochs", "2", "--pairs", "2"], "xavier init, lr=0.05"
+        ),
+        case(["treat", "--lr", "0.2", "--epochs", "10", "--samples", "8"], "kaiming init, lr=0.2"),
+    ],
+)
+def test_dosing_flags_with_no_patient_make_one_custom_run(argv, label, capsys):
+    main.command_line(argv)
+    out = capsys.readouterr().out
+    assert headers(out) == ["CUSTOM"]
+    epochs = argv[argv.index("--epochs") + 1]
+    assert f"=== CUSTOM ({label}, widths 8-16-16-16-16-4, {epochs} epoch" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        case(["examine"], ["HEALTHY", "SICK"]),
+        case(["treat"], ["SICK"]),
+        case(["seeds", "--pairs", "1"], ["HEALTHY", "SICK"]),
+    ],
+)
+def test_each_command_has_its_default_patients(argv, names, monkeypatch, capsys):
+    epochs = main.TREAT_MIN_EPOCHS if argv[0] == "treat" else 1  # short runs, same patients
+    for name, (dosing, words, disease) in list(main.PATIENTS.items()):
+        monkeypatch.setitem(main.PATIENTS, name, (replace(dosing, epochs=epochs), words, disease))
+    main.command_line(argv)
+    out = capsys.readouterr().out
+    assert headers(out) == names
+    labels = {"HEALTHY": "kaiming init, lr=0.05", "SICK": "oversized init, lr=0.8"}
+    assert all(f"=== {name} ({labels[name]}) |" in out for name in names)
+
+
+@pytest.mark.parametrize(
+    ("flags", "init_mode", "std", "label"),
+    [
+        case(["--init", "kaiming"], "kaiming", None, "kaiming init, lr=0.8"),
+        case(["--init", "kaiming", "--scale", "0.3"], "kaiming", 0.3, "init std=0.3, lr=0.8"),
+        case(["--lr", "0.1"], "bad", 1.0, "init std=1, lr=0.1"),  # no --init: sick's std kept
+    ],
+)
+def test_an_explicit_init_replaces_the_sick_patients_std(
+    flags, init_mode, std, label, tmp_path, capsys
+):
+    path = tmp_path / "run.jsonl"
+    main.command_line(["examine", "sick", *flags, "--epochs", "1", "--json", str(path)])
+    (record,) = map(json.loads, path.read_text().splitlines())
+    assert (record["init_mode"], record["weight_scale_override"]) == (init_mode, std)
+    assert record["label"] == f"SICK ({label}, widths 8-16-16-16-16-4, 1 epoch)"
+    assert f"=== {record['label']} | epoch 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["examine", "--init", "bad"],
+        ["examine", "saturated", "--init", "bad"],  # its own std goes with an explicit init
+        ["treat", "--init", "bad"],
+        ["seeds", "healthy", "--init", "bad", "--lr", "0.1"],
+    ],
+    ids=argv_id,
+)
+def test_a_bad_init_without_a_scale_is_refused(argv, capsys):
+    line = refusal(argv, capsys)
+    assert line.endswith("error: argument --init: 'bad' has no std of its own: give --scale too")
+
+
+@pytest.mark.parametrize(
+    "argv", [["treat", "--epochs", "5"], ["treat", "dead", "--epochs", "9"]], ids=argv_id
+)
+def test_treat_refuses_too_few_epochs_to_judge_a_cure(argv, capsys):
+    assert "argument --epochs: treat needs 10 or more" in refusal(argv, capsys)
+
+
+# ----------------------------------------------------------------------------
+# The files
 
 
 def tree(folder):
-    """Every entry under folder: its kind and its content (a link's target)."""
-    entries = {}
-    for path in sorted(Path(folder).rglob("*")):
-        mode = path.lstat().st_mode
-        content = path.read_bytes() if stat.S_ISREG(mode) else None
-        entries[path] = (stat.S_IFMT(mode), os.readlink(path) if path.is_symlink() else content)
-    return entries
+    return sorted((str(path), path.is_dir()) for path in Path(folder).rglob("*"))
 
 
-def fifo(tmp_path):
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("needs named pipes")
-    os.mkfifo(tmp_path / "pipe")
-    return tmp_path / "pipe", "it is a named pipe (FIFO), not a regular file"
-
-
-def device(tmp_path):
-    # A private copy of /dev/null (character device 1, 3): were the check ever
-    # to fail, the run would replace this node, not the machine's /dev/null.
-    try:
-        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    except (AttributeError, PermissionError):
-        pytest.skip("making a device node needs root on Linux")
-    return tmp_path / "null", "it is a device, not a regular file"
-
-
-def link_to_a_file(tmp_path):
-    (tmp_path / "target.jsonl").write_text("keep me\n")
-    (tmp_path / "link.jsonl").symlink_to(tmp_path / "target.jsonl")
-    return tmp_path / "link.jsonl", "it is a symbolic link, not a regular file"
-
-
-def dangling_link(tmp_path):
-    (tmp_path / "link.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
-    return tmp_path / "link.jsonl", "it is a symbolic link, not a regular file"
-
-
-def folder(tmp_path):
-    (tmp_path / "folder").mkdir()
-    return tmp_path / "folder", "it is a folder, not a regular file"
-
-
-def slash_after_a_folder(tmp_path):
-    (tmp_path / "newdir").mkdir()
-    return f"{tmp_path}/newdir/", "a path ending in a slash names a folder: give a file path"
-
-
-def slash_after_a_new_name(tmp_path):
-    return f"{tmp_path}/newdir/", "a path ending in a slash names a folder: give a file path"
-
-
-def name_too_long(tmp_path):
-    return tmp_path / ("x" * 300 + ".jsonl"), "File name too long: give a file path"
-
-
-def empty(tmp_path):
-    return "", "give a file path"
-
-
-def missing_folder(tmp_path):
-    return tmp_path / "no" / "run.jsonl", f"the folder {str(tmp_path / 'no')!r} does not exist"
-
-
-def unwritable_folder(tmp_path):
-    # /proc refuses new files even to root, for whom os.access() would say yes.
-    if not os.path.isdir("/proc/self"):
-        pytest.skip("needs Linux /proc")
-    return "/proc/health.jsonl", "give a file path in a writable folder"
-
-
+@pytest.mark.parametrize("flag", ["--json", "--html"])
 @pytest.mark.parametrize(
-    "make",
+    ("where", "reason"),
     [
-        fifo,
-        device,
-        link_to_a_file,
-        dangling_link,
-        folder,
-        slash_after_a_folder,
-        slash_after_a_new_name,
-        name_too_long,
-        empty,
-        missing_folder,
-        unwritable_folder,
+        ("folder", "is a folder: give a file path"),
+        ("new/", "is a folder: give a file path"),
+        ("missing/run.out", "is in a folder that does not exist"),
     ],
 )
-def test_a_json_path_that_cannot_be_written_is_refused_and_left_untouched(make, tmp_path, capsys):
-    path, reason = make(tmp_path)
-    before = tree(tmp_path)
-    status = main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)])
-    captured = capsys.readouterr()
-    assert status == 2
-    assert captured.out == ""
-    line = one_line(captured.err)
-    assert line.startswith(f"main.py: error: argument --json: {str(path)!r} cannot be written: ")
-    assert reason in line
-    assert tree(tmp_path) == before  # the special file is what it was, nothing added
-
-
-@pytest.mark.parametrize(
-    ("umask", "old_mode"), [(0o022, None), (0o077, None), (0o002, None), (0o077, 0o640)]
-)
-def test_the_json_file_is_renamed_into_place_with_the_umasks_mode_or_its_own(
-    umask, old_mode, tmp_path, monkeypatch, capsys
+def test_a_file_path_that_is_a_folder_or_in_a_missing_one_is_refused(
+    flag, where, reason, tmp_path, monkeypatch, capsys
 ):
-    path = tmp_path / "run.jsonl"
-    if old_mode is not None:
-        path.write_text("old\n")
-        path.chmod(old_mode)
-    renames, replace = [], os.replace
+    (tmp_path / "folder").mkdir()
+    before = tree(tmp_path)
 
-    def recorded_replace(*paths):
-        renames.append(paths)
-        replace(*paths)
+    def trained(*args, **kwargs):
+        raise AssertionError("it trained before refusing")
 
-    monkeypatch.setattr(main.os, "replace", recorded_replace)
-    old_umask = os.umask(umask)
-    try:
-        status = main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)])
-    finally:
-        os.umask(old_umask)
-    assert status == 0
-    assert capsys.readouterr().out.endswith(f"wrote 1 report to {path}\n")
-    ((temporary, target),) = renames  # written whole beside it, then renamed over it
-    assert Path(temporary).parent == tmp_path and Path(temporary).name.startswith(".health-")
-    assert target == str(path)
-    assert stat.S_IMODE(path.stat().st_mode) == (old_mode or 0o666 & ~umask)
-    assert json.loads(path.read_text())["epoch"] == 1  # an old file is replaced
-    assert os.listdir(tmp_path) == ["run.jsonl"]
+    monkeypatch.setattr(main, "dosed_run", trained)
+    path = f"{tmp_path}/{where}"
+    line = refusal(["examine", "healthy", "--epochs", "1", flag, path], capsys)
+    assert line == f"main.py examine: error: argument {flag}: {path!r} {reason}"
+    assert tree(tmp_path) == before
 
 
-def full_disk(monkeypatch):
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
-    fdopen = os.fdopen
-
-    def fdopen_on_a_full_disk(handle, *args, **kwargs):
-        os.close(handle)  # the temporary file stays, empty, as on a full disk
-        return fdopen(os.open("/dev/full", os.O_WRONLY), *args, **kwargs)
-
-    monkeypatch.setattr(main.os, "fdopen", fdopen_on_a_full_disk)
-
-
-def no_permission(monkeypatch):
-    def replace_refused(source, target):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), target)
-
-    monkeypatch.setattr(main.os, "replace", replace_refused)
-
-
-def limit_file_size(limit=2000):
-    """For preexec_fn: files up to limit bytes (the JSON of SHORT_RUN is ~3.6 kB;
-    stdout, a pipe, has no limit), with SIGXFSZ's default, which kills."""
-    resource = pytest.importorskip("resource")
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-
-@pytest.mark.parametrize(
-    ("failure", "reason"),
-    [
-        (full_disk, "No space left on device"),
-        (no_permission, "Permission denied"),
-        ("file size limit", "File too large"),
-    ],
-)
-def test_a_failure_writing_the_json_is_one_line_and_status_1(
-    failure, reason, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("stopped", [False, True], ids=["written", "stopped at the rename"])
+def test_json_is_written_whole_by_a_rename_and_leaves_no_temporary_file(
+    stopped, tmp_path, monkeypatch, capsys
 ):
     path = tmp_path / "run.jsonl"
     path.write_text("old\n")
-    path.chmod(0o640)
-    argv = [*SHORT_RUN, "--json", str(path)]
-    if failure == "file size limit":
-        pytest.importorskip("resource")
-        result = run_main(argv, capture_output=True, text=True, preexec_fn=limit_file_size)
-        status, out, err = result.returncode, result.stdout, result.stderr
-    else:
-        failure(monkeypatch)
-        status = main.command_line(argv)
-        out, err = capsys.readouterr()
-    assert status == 1
-    assert one_line(err) == (
-        f"main.py: error: could not write {str(path)!r}: {reason}; nothing was written"
+    renames, real_replace = [], os.replace
+
+    def recorded_replace(source, target):
+        renames.append((source, target))
+        if stopped:
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(main.os, "replace", recorded_replace)
+    argv = ["examine", "healthy", "dead", "--epochs", "3", "--json", str(path)]
+    with pytest.raises(KeyboardInterrupt) if stopped else contextlib.nullcontext():
+        main.command_line(argv)
+    ((temporary, target),) = renames  # written beside it, then renamed over it
+    assert Path(temporary).parent == tmp_path and Path(temporary) != path
+    assert target == str(path)
+    assert os.listdir(tmp_path) == ["run.jsonl"]  # no temporary file either way
+    if stopped:
+        assert path.read_text() == "old\n"
+        return
+    text = path.read_text()
+    assert text.endswith("}\n")
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [(r["patient"], r["epoch"]) for r in records] == [
+        (name, epoch) for name in ("healthy", "dead") for epoch in (1, 2, 3)
+    ]
+    assert capsys.readouterr().out.endswith(f"wrote 6 reports to {path}\n")
+
+
+# ----------------------------------------------------------------------------
+# --help
+
+
+@pytest.mark.parametrize("name", ["", *COMMANDS])
+def test_help_fits_the_screen(name, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as stopped:
+        main.command_line([name, "--help"] if name else ["--help"])
+    out, err = capsys.readouterr()
+    assert (stopped.value.code, err) == (0, "")
+    assert out.startswith(f"usage: main.py {name}".rstrip())
+    assert len(out.splitlines()) <= (30 if name else 25)
+
+
+# ----------------------------------------------------------------------------
+# A reader that leaves, stop signals
+
+
+# A tiny network 40 hidden layers deep, a chart every epoch: ~125 kB of stdout,
+# more than a pipe (64 kB) and Python's buffer (8 kB) hold.
+DEEP_RUN = ["--widths", "1," + "2," * 40 + "2", "--samples", "2", "--epochs", "10"]
+DEEP_RUN += ["--report-every", "1"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    ("argv", "statuses"),
+    [(["examine", "dead"], (0, 1)), (["examine", *DEEP_RUN], (1,))],
+    ids=["examine dead", "a long output"],
+)
+def test_a_reader_that_leaves_ends_the_run_quietly(argv, statuses):
+    python = " ".join(map(shlex.quote, command(argv)))
+    script = f"{python} | head -1; exit ${{PIPESTATUS[0]}}"
+    start = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
-    assert "verdict:" in out and "wrote" not in out  # training finished first
-    assert os.listdir(tmp_path) == ["run.jsonl"]  # no temporary file left behind
-    assert path.read_text() == "old\n" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert time.monotonic() - start < 5
+    assert result.stderr == ""
+    assert result.returncode in statuses
+    assert result.stdout.startswith("=== ") and result.stdout.count("\n") == 1
 
 
-def test_ctrl_c_while_writing_the_json_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(main.json, "dumps", interrupted)
-    assert main.command_line([*SHORT_RUN, "--json", str(tmp_path / "run.jsonl")]) == 130
-    assert capsys.readouterr().err == "interrupted: stopped cleanly; no JSON file was written.\n"
-    assert os.listdir(tmp_path) == []
+def catches_sigterm(pid):
+    """Whether the process has set a SIGTERM handler: main.py's, set before it runs."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, flags=re.MULTILINE)[1], 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
 
 
-def test_a_stop_while_the_json_is_written_does_not_say_it_was_not_written(tmp_path, monkeypatch):
-    # Stops are held while the file is written; one that came meanwhile is
-    # delivered after the rename: the file is there, and the line must not
-    # say it is not.
-    path, replace = tmp_path / "run.jsonl", os.replace
+def wait_for(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
 
-    def replace_as_sigterm_comes(*paths):
-        os.kill(os.getpid(), signal.SIGTERM)  # held until the write is over
-        replace(*paths)
 
-    monkeypatch.setattr(main.os, "replace", replace_as_sigterm_comes)
-    monkeypatch.setattr(sys, "stdout", io.StringIO())
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    handlers = {stop: signal.signal(stop, main.stop_like_ctrl_c) for stop in main.STOPS}
+def group_gone(pgid):
     try:
-        main.command_line(["--patient", "healthy", "--epochs", "1", "--json", str(path)])
-    finally:
-        for stop, handler in handlers.items():
-            signal.signal(stop, handler)
-    said_unwritten = "no JSON file was written" in sys.stderr.getvalue()
-    assert said_unwritten == (not path.exists())
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
+def stopped(process, stop, to_group):
+    """Send the stop; (seconds to the end, stdout, stderr); the group must be gone."""
+    (os.killpg if to_group else os.kill)(process.pid, stop)
+    sent = time.monotonic()
+    out, err = process.communicate(timeout=20)
+    took = time.monotonic() - sent
+    with contextlib.suppress(AssertionError):  # a moment for the kernel to finish reaping
+        wait_for(lambda: group_gone(process.pid), 0.2)
+    assert group_gone(process.pid), "a process of its group was left running"
+    return took, out, err
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+
+
+@needs_proc
 @pytest.mark.parametrize(
-    ("encoding", "name", "printed"),
+    ("stop", "to_group", "line"),
     [
-        ("utf-8", "run-\udcff.jsonl", "run-\\udcff.jsonl"),  # from argv's undecodable byte \xff
-        ("ascii", "r\u00e9sum\u00e9.jsonl", "r\\xe9sum\\xe9.jsonl"),
+        (signal.SIGINT, True, "interrupted: stopped.\n"),
+        (signal.SIGTERM, False, "interrupted by SIGTERM: stopped.\n"),
     ],
+    ids=["SIGINT to the group", "SIGTERM to the parent"],
 )
-def test_a_file_name_stdout_cannot_hold_is_printed_escaped(
-    encoding, name, printed, tmp_path, monkeypatch
-):
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
-    monkeypatch.setattr(sys, "stdout", stdout)
-    assert main.command_line([*SHORT_RUN, "--json", f"{tmp_path}/{name}"]) == 0
-    stdout.flush()
-    out = stdout.buffer.getvalue()
-    assert out.endswith(f"wrote 3 reports to {tmp_path}/{printed}\n".encode())
-    assert encoding != "ascii" or out.isascii()  # the charts fall back to plain characters
-    assert os.listdir(tmp_path) == [name]
+def test_a_stop_ends_the_examination_with_the_shells_status_and_one_line(stop, to_group, line):
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with started(["examine", "dead", "--epochs", "300"], **pipes) as process:  # ~3 s
+        wait_for(lambda: catches_sigterm(process.pid))
+        time.sleep(0.3)  # training
+        took, _, err = stopped(process, stop, to_group)
+    assert took < 2
+    assert process.returncode == 128 + stop
+    assert err == line
 
 
-# ----------------------------------------------------------------------------
-# A lost stdout
+def workers(pid):
+    children = Path(f"/proc/{pid}/task").glob("*/children")
+    return [child for path in children for child in path.read_text().split()]
 
 
-@pytest.mark.parametrize("json_asked", [False, True])
-def test_a_reader_that_leaves_gets_status_141_and_nothing_on_stderr(json_asked, tmp_path):
-    # Like `python main.py ... | head -1`: the run must stop at once (within 3 s,
-    # not the ~10 s it has left); with --json it goes on to write the file.
-    path = tmp_path / "run.jsonl"
-    argv = [*DEEP_RUN, "--json", str(path)] if json_asked else LONG_EXAMINATION
-    with started(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        assert process.stdout.readline().startswith("=== ")
-        process.stdout.close()
-        err = process.stderr.read()
-        status = process.wait(timeout=3)
-    assert status == main.BROKEN_PIPE_STATUS == 141
-    assert err == ""
-    assert os.listdir(tmp_path) == (["run.jsonl"] if json_asked else [])
-    assert not json_asked or len(path.read_text().splitlines()) == 10
-
-
-@pytest.mark.parametrize(
-    "argv", [["--help"], DEEP_RUN, [*DEEP_RUN, "--json"]], ids=["help", "run", "run-json"]
-)
-@pytest.mark.parametrize(
-    ("stdout", "reason"), [("full", "No space left on device"), ("closed", "it is closed")]
-)
-def test_a_full_or_closed_stdout_is_one_line_and_status_1(stdout, reason, argv, tmp_path):
-    if stdout == "full" and not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
-    path = tmp_path / "run.jsonl"
-    json_asked = argv[-1] == "--json"
-    argv = [*argv, str(path)] if json_asked else argv
-    if stdout == "full":
-        with open("/dev/full", "w") as full:
-            result = run_main(argv, stdout=full, stderr=subprocess.PIPE, text=True)
-    else:  # `>&-`
-        result = run_main(argv, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
-    went_on = f"the run went on and wrote {str(path)!r}" if json_asked else "stopped"
-    assert result.returncode == 1
-    assert one_line(result.stderr) == f"main.py: error: cannot write to stdout: {reason}; {went_on}"
-    assert os.listdir(tmp_path) == (["run.jsonl"] if json_asked else [])
-    assert not json_asked or len(path.read_text().splitlines()) == 10
-
-
-def test_a_full_stdout_and_an_unwritten_json_file_never_say_it_was_written(tmp_path):
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full")
-    pytest.importorskip("resource")
-    path = tmp_path / "run.jsonl"
-    with open("/dev/full", "w") as full:
-        result = run_main(
-            [*SHORT_RUN, "--json", str(path)],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=limit_file_size,
-        )
-    assert result.returncode == 1
-    assert os.listdir(tmp_path) == []
-    assert "could not write" in result.stderr
-    assert "wrote" not in result.stderr.replace("could not write", "")
-
-
-# ----------------------------------------------------------------------------
-# Stop signals
-
-
-@pytest.mark.parametrize("json_asked", [False, True])
-@pytest.mark.parametrize(("name", "status"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_stop_signal_ends_the_examination_with_the_shells_status_and_one_line(
-    name, status, json_asked, tmp_path
-):
-    if not hasattr(signal, name):
-        pytest.skip(f"no {name} here")
-    argv = [*LONG_EXAMINATION, *(["--json", str(tmp_path / "run.jsonl")] if json_asked else [])]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # Unbuffered here too: communicate() reads the pipe itself, past any buffer.
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "bufsize": 0}
-    with started(argv, env=env, **pipes) as process:
-        assert process.stdout.readline().startswith(b"=== HEALTHY")  # examining, handlers set
-        process.send_signal(getattr(signal, name))
-        out, err = (output.decode() for output in process.communicate(timeout=20))
-    assert process.returncode == status
-    assert "\nlayer |  act mean" in out.split("\n\n")[0]  # the chart printed stays whole
-    by = "" if name == "SIGINT" else f" by {name}"
-    unwritten = "; no JSON file was written" if json_asked else ""
-    assert err == f"interrupted{by}: stopped cleanly{unwritten}.\n"
-    assert os.listdir(tmp_path) == []  # no JSON, no temporary file
-
-
+@needs_proc
 def test_ctrl_c_stops_every_seeds_worker_and_leaves_no_process():
     # Ctrl-C reaches the whole process group, workers too: they leave it to
-    # the parent, which stops them all. (The many-moment trials are slow tests.)
-    workers = min(20, os.cpu_count() or 1)
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    argv = ["--patient", "healthy", "--seeds", "20"]  # ~3 s per core
-    with started(argv, text=True, start_new_session=True, **pipes) as process:
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        deadline = time.monotonic() + 10
-        try:
-            while len(children.read_text().split()) < workers:
-                assert time.monotonic() < deadline, "the workers did not start"
-                time.sleep(0.01)
-        except FileNotFoundError:
-            pytest.skip("needs Linux /proc/PID/task/PID/children")
+    # the parent, which stops them all. (Many moments: test_signals.py, slow.)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with started(["seeds", "--pairs", "20"], **pipes) as process:  # ~8 s on 2 cores
+        wait_for(lambda: len(workers(process.pid)) >= min(2, os.cpu_count() or 1))
         time.sleep(0.1)  # the workers are training
-        try:
-            os.killpg(process.pid, signal.SIGINT)
-            out, err = process.communicate(timeout=20)
-            assert process.returncode == 130
-            assert out == ""
-            assert err == "interrupted: stopped cleanly.\n"
-            with pytest.raises(ProcessLookupError):  # nothing of the group outlives it
-                os.killpg(process.pid, 0)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        took, out, err = stopped(process, signal.SIGINT, True)
+    assert took < 2
+    assert process.returncode == 130
+    assert (out, err) == ("", "interrupted: stopped.\n")

@@ -1,7 +1,15 @@
-"""The founding experiments: their stds beside theory, their findings, their JSON."""
+"""The founding experiments: their stds beside theory, their findings, their JSON.
 
+The he experiment (~3 s) is measured in a process of its own from this
+module's first test on, on the other core: the tests that need it come last.
+"""
+
+import contextlib
+import inspect
+import io
 import json
 import math
+import multiprocessing
 
 import pytest
 
@@ -12,8 +20,8 @@ SEED_PAIRS = (0, 1, 2)  # pair k: data seed 7 + k, network seed 11 + k
 
 def measured_at_init(name, init_mode, k):
     experiment = main.EXPERIMENTS[name]
-    widths = experiment["layer_widths"]
-    samples = main.make_training_data(experiment["sample_count"], widths[0], widths[-1], 7 + k)
+    widths = experiment.layer_widths
+    samples = main.make_training_data(experiment.sample_count, widths[0], widths[-1], 7 + k)
     return main.measure_at_init(experiment, init_mode, samples, 11 + k)
 
 
@@ -33,16 +41,48 @@ TYPICAL_MISS = 1.3
 
 
 @pytest.fixture(scope="module")
-def glorot_bengio():
-    return main.measure_experiment("glorot-bengio", 7, 11)
+def glorot_bengio_run(tmp_path_factory):
+    """`main.py experiment glorot-bengio --json PATH`, run once: the arguments and the
+    result of its measure_experiment() call, and its JSON records."""
+    path = tmp_path_factory.mktemp("experiment") / "experiment.jsonl"
+    calls, measure = [], main.measure_experiment
+
+    def recorded(*args, **kwargs):
+        arguments = inspect.signature(measure).bind(*args, **kwargs).arguments
+        calls.append((arguments, measure(*args, **kwargs)))
+        return calls[-1][1]
+
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
+        patch.setattr(main, "measure_experiment", recorded)
+        main.command_line(["experiment", "glorot-bengio", "--json", str(path)])
+    ((args, measured),) = calls
+    return args, measured, [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def he():
-    return main.measure_experiment("he", 7, 11)
+def glorot_bengio(glorot_bengio_run):
+    return glorot_bengio_run[1]
 
 
-@pytest.mark.parametrize("init_mode", main.EXPERIMENTS["he"]["inits"])
+@pytest.fixture(scope="module", autouse=True)
+def he_started(request):
+    """measure_experiment("he", 7, 11) started at once, if a test selected here
+    needs it; a function that waits for it."""
+    here = [item for item in request.session.items if item.module is request.module]
+    if not any("he" in item.fixturenames for item in here):
+        yield None
+        return
+    with multiprocessing.Pool(1) as pool:
+        measured = pool.apply_async(main.measure_experiment, ("he", 7, 11))
+        yield lambda: measured.get(timeout=300)
+
+
+@pytest.fixture(scope="module")
+def he(he_started):
+    return he_started()
+
+
+@pytest.mark.parametrize("init_mode", main.EXPERIMENTS["he"].inits)
 def test_the_he_experiment_follows_the_variance_law_layer_by_layer(init_mode):
     for k in SEED_PAIRS:
         report, pre_stds, predicted_pre, predicted_grad = measured_at_init("he", init_mode, k)
@@ -85,6 +125,25 @@ def test_the_papers_findings_show_in_the_numbers(glorot_bengio, capsys):
     assert "finding: standard: activation std shrinks" in capsys.readouterr().out
 
 
+def test_glorot_bengio_feeds_standardized_inputs():
+    samples = main.make_training_data(200, 32, 4, 7)
+    for column in zip(*(features for features, _ in main.standardized(samples))):
+        mean, std = main.mean_and_std(list(column))
+        assert abs(mean) < 1e-12 and std == pytest.approx(1.0, rel=1e-12)
+
+
+def test_experiment_json_has_one_record_per_init_and_layer(glorot_bengio_run):
+    args, measured, records = glorot_bengio_run
+    assert args == {"name": "glorot-bengio", "data_seed": 7, "network_seed": 11}  # defaults
+    assert [(r["init"], r["layer"]) for r in records] == [
+        (init, layer) for init in ("standard", "xavier") for layer in range(1, 6)
+    ]
+    for record in records:
+        assert {"experiment", "init", "layer", "activation_std", "gradient_std"} <= set(record)
+        assert record["experiment"] == "glorot-bengio"
+    assert records == main.experiment_records(measured)  # the measured numbers
+
+
 def test_he_xavier_does_not_learn_and_kaiming_does(he, capsys):
     chance = math.log(4)
     assert he["losses"]["xavier"][-1] > main.LEARNS_BELOW * chance
@@ -108,24 +167,3 @@ def test_he_averages_the_variance_over_networks_beside_theory_from_the_input(he)
     averaged, from_input = he["over_networks"]["xavier"]
     assert from_input[-1] / from_input[0] == pytest.approx(0.5**14.5, rel=1e-9)
     assert averaged[-1] < 1e-3 * averaged[0]
-
-
-def test_glorot_bengio_feeds_standardized_inputs():
-    samples = main.make_training_data(200, 32, 4, 7)
-    for column in zip(*(features for features, _ in main.standardized(samples))):
-        mean, std = main.mean_and_std(list(column))
-        assert abs(mean) < 1e-12 and std == pytest.approx(1.0, rel=1e-12)
-
-
-def test_experiment_json_has_one_record_per_init_and_layer(glorot_bengio, tmp_path, capsys):
-    path = tmp_path / "experiment.jsonl"
-    argv = ["--experiment", "glorot-bengio", "--json", str(path)]
-    assert main.command_line(argv) == 0
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [(r["init"], r["layer"]) for r in records] == [
-        (init, layer) for init in ("standard", "xavier") for layer in range(1, 6)
-    ]
-    for record in records:
-        assert {"experiment", "init", "layer", "activation_std", "gradient_std"} <= set(record)
-        assert record["experiment"] == "glorot-bengio"
-    assert records == main.experiment_records(glorot_bengio)  # the measured numbers

@@ -6,8 +6,14 @@ is `$ python main.py ...`. A line that is only `...` marks a cut: the pieces
 between cuts must each appear in the real output, whole lines in a row, in
 their order. Timings are machine-dependent: the README pastes them in
 ```text blocks, which are not checked.
+
+Every `python main.py ...` the README shows, in a block or in the prose, must
+parse with main.py's own parser, and no flag the command line retired may
+appear: the README speaks the command line main.py has.
 """
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -36,6 +42,21 @@ def console_blocks(text):
 
 
 BLOCKS = console_blocks(README)
+# Up to a comment, a table's column, or the end of the inline code.
+COMMANDS = sorted(
+    {found.rstrip(" \\") for found in re.findall(r"python main\.py[^`\n|#]*", README)}
+)
+# The commands whose pasted output is argparse's error: they must be refused.
+REFUSED = {command for command, output in BLOCKS if any(": error: " in line for line in output)}
+RETIRED_FLAGS = [
+    "--patient",
+    "--treat",
+    "--seeds",
+    "--list-patients",
+    "--experiment",
+    "--timing",
+    "--ascii",
+]
 
 
 def run(command):
@@ -74,7 +95,7 @@ def test_the_readme_pastes_some_output():
     assert len(BLOCKS) >= 5
 
 
-@pytest.mark.slow  # it runs every command the README pastes: about half a minute
+@pytest.mark.slow  # it runs every command the README pastes: about 15 seconds on 2 cores
 @pytest.mark.parametrize(("command", "pasted"), BLOCKS, ids=[c for c, _ in BLOCKS])
 def test_pasted_output_is_the_real_output(command, pasted, outputs):
     real = outputs[command].split("\n")
@@ -116,3 +137,24 @@ def test_the_lesson_map_names_functions_of_the_lessons_part():
     assert len(names) >= 10
     for name in names:
         assert re.search(rf"^(def |class ){name}\b|^{name} = ", lesson_part, re.MULTILINE), name
+
+
+def test_the_readme_shows_the_commands():
+    assert "python main.py lesson" in COMMANDS and len(COMMANDS) >= 15
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_the_readme_shows_parses(command):
+    """main.py's parser takes it (or refuses it, if the README shows the refusal)."""
+    argv = [word for word in shlex.split(command)[2:] if word != "--help"]
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors), pytest.raises(SystemExit) as refused:
+        args = main.build_parser().parse_args(argv)
+        assert set(getattr(args, "patients", [])) <= main.PATIENTS.keys(), command
+        raise SystemExit(0)
+    assert (refused.value.code == 2) == (command in REFUSED), f"{command}: {errors.getvalue()}"
+
+
+@pytest.mark.parametrize("flag", RETIRED_FLAGS)
+def test_no_retired_flag_is_mentioned(flag):
+    assert not re.search(rf"{flag}\b", README), flag

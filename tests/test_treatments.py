@@ -1,15 +1,17 @@
-"""Tests of the treatments: activations, layer norm and gradient clipping."""
+"""Tests of the dosings: activations, layer norm, gradient clipping and Adam."""
 
 import copy
 import math
+import random
 from functools import partial
 
 import pytest
 
 import main
 
-TREATMENTS = [(activation, norm) for activation in main.ACTIVATIONS for norm in ("none", "layer")]
+DOSINGS = [(activation, norm) for activation in main.ACTIVATIONS for norm in ("none", "layer")]
 INPUTS = [0.7, -1.2, 0.4]
+LESSON_WIDTHS = (8, 16, 16, 16, 16, 4)
 
 
 def tiny_network(norm, seed=5):
@@ -24,13 +26,14 @@ def tiny_network(norm, seed=5):
     return network, norms
 
 
-def treated_pass(activation, norms, network, inputs, target_class):
+def dosed_pass(activation, norms, network, inputs, target_class):
     """The trace and the gradients, with the forward and layer_backward a
     dosed_run plugs in for this activation and norm."""
-    layer_backward = main.ACTIVATIONS[activation]["backward"]
+    activation = main.ACTIVATIONS[activation]
+    layer_backward = partial(main.dosed_backward, activation)
     if norms:
         layer_backward = partial(main.normed_backward, layer_backward, norms)
-    trace = main.treated_forward(main.ACTIVATIONS[activation]["layer"], norms, network, inputs)
+    trace = main.dosed_forward(activation, norms, network, inputs)
     return trace, main.backward(network, trace, target_class, layer_backward)
 
 
@@ -41,20 +44,21 @@ def gradient_checks(network, norms, trace, grads):
         for row, g in zip(weights, grad):
             checks += [(row, column, g * x) for column, x in enumerate(layer_input)]
         checks += [(biases, index, g) for index, g in enumerate(grad)]
-    for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace.get("norm_grads", ())):
+    for (gain, shift), (gain_grad, shift_grad) in zip(norms, trace["norm_grads"]):
         checks += [(gain, index, d) for index, d in enumerate(gain_grad)]
         checks += [(shift, index, d) for index, d in enumerate(shift_grad)]
     return checks
 
 
-# ReLU without a norm is the lesson's own backward, checked in test_lesson.
-@pytest.mark.parametrize(("activation", "norm"), [t for t in TREATMENTS if t != ("relu", "none")])
-def test_treated_backward_gives_the_gradient_that_central_finite_differences_measure(
+# Every activation and norm, ReLU without a norm too: the dosed ReLU is
+# dosed_backward, not the lesson's relu_backward (checked in test_lesson).
+@pytest.mark.parametrize(("activation", "norm"), DOSINGS)
+def test_dosed_backward_gives_the_gradient_that_central_finite_differences_measure(
     activation, norm
 ):
     network, norms = tiny_network(norm)
     target_class = 2
-    trace, grads = treated_pass(activation, norms, network, INPUTS, target_class)
+    trace, grads = dosed_pass(activation, norms, network, INPUTS, target_class)
     # Away from the ReLU kink, where a finite difference is meaningless.
     for pre in trace["pre_activations"][:-1]:
         assert all(abs(value) > 1e-3 for value in pre)
@@ -63,8 +67,8 @@ def test_treated_backward_gives_the_gradient_that_central_finite_differences_mea
     assert len(checks) == weights_and_biases + (2 * (5 + 4) if norm == "layer" else 0)
 
     def loss():
-        layer = main.ACTIVATIONS[activation]["layer"]
-        logits = main.treated_forward(layer, norms, network, INPUTS)["pre_activations"][-1]
+        layer = main.ACTIVATIONS[activation]
+        logits = main.dosed_forward(layer, norms, network, INPUTS)["pre_activations"][-1]
         return main.cross_entropy(logits, target_class)
 
     step = 1e-6
@@ -79,33 +83,118 @@ def test_treated_backward_gives_the_gradient_that_central_finite_differences_mea
         assert abs(analytic - numeric) <= 1e-6 * max(abs(analytic) + abs(numeric), 1e-3)
 
 
-def test_treated_forward_with_relu_and_no_norm_is_the_lessons_forward_pass():
-    # The He experiment runs its ReLU networks through treated_forward.
-    network, _ = tiny_network("none")
-    relu = main.ACTIVATIONS["relu"]["layer"]
-    assert main.treated_forward(relu, [], network, INPUTS) == main.forward_with_trace(
-        network, INPUTS
+def plain_backward(network, trace, target_class, derivative):
+    """Backprop as the textbook writes it: every column of W^T grad summed in
+    full (plainly where fsum cannot), then the activation's derivative below."""
+    probabilities = trace["post_activations"][-1]
+    grad = [p - (1.0 if i == target_class else 0.0) for i, p in enumerate(probabilities)]
+    grads = [grad]
+    for layer_index in range(len(network) - 1, 0, -1):
+        columns = [list(column) for column in zip(*network[layer_index][0])]
+        upstream = main.sturdy_matvec(columns, grad)
+        pre = trace["pre_activations"][layer_index - 1]
+        post = trace["post_activations"][layer_index - 1]
+        grad = [derivative(u, z, a) for u, z, a in zip(upstream, pre, post)]
+        grads.append(grad)
+    return grads[::-1]
+
+
+DERIVATIVES = {  # activation: (upstream, its input, its output) -> the gradient below
+    "relu": lambda u, z, a: u if z > 0.0 else 0.0,
+    "leaky_relu": lambda u, z, a: u if z > 0.0 else main.LEAKY_SLOPE * u,
+    "tanh": lambda u, z, a: u * (1.0 - a * a),
+}
+
+
+def same_floats(left, right):
+    return len(left) == len(right) and all(
+        a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(left, right)
     )
+
+
+@pytest.mark.parametrize("activation", list(DERIVATIVES))
+def test_dosed_backward_skips_change_no_gradient_even_after_a_blow_up(activation):
+    # Random small networks, some weights replaced by inf, NaN or 1e308, and
+    # some inputs of 1e150: dosed_backward's skipped rows (grad 0 and a finite
+    # pre-activation above) and columns (slope 0) must give exactly what the
+    # full sum times the derivative gives, NaN for NaN (0 * inf included).
+    rng = random.Random(3)
+    specials = [math.inf, -math.inf, math.nan, 1e308, -1e308]
+    nonfinite_cases = 0
+    for case in range(500):
+        widths = [rng.randint(1, 5) for _ in range(rng.randint(3, 5))]
+        network = main.init_network(widths, "bad", rng.choice([0.5, 3.0, 1e100]), rng.randrange(99))
+        for weights, _ in network:
+            for row in weights:
+                if rng.random() < 0.1:
+                    row[rng.randrange(len(row))] = rng.choice(specials)
+        inputs = [rng.gauss(0.0, 1.0) * rng.choice([1.0, 1e150]) for _ in range(widths[0])]
+        target_class = rng.randrange(widths[-1])
+        trace, fast = dosed_pass(activation, [], network, inputs, target_class)
+        plain = plain_backward(network, trace, target_class, DERIVATIVES[activation])
+        assert all(same_floats(a, b) for a, b in zip(fast, plain)), (case, fast, plain)
+        nonfinite_cases += any(not math.isfinite(v) for grad in plain for v in grad)
+    # The blow-up paths were really taken (in about 180 of the 500 networks).
+    assert nonfinite_cases > 100
+
+
+def test_sturdy_sums_add_plainly_where_fsum_raises():
+    # 1e308 + 1e308 overflows fsum in the second row, midway through the rows;
+    # inf - inf is NaN, not an error.
+    assert main.sturdy_matvec([[1.0, 2.0], [1e308, 1e308], [3.0, -1.0]], [1.0, 1.0]) == [
+        3.0,
+        math.inf,
+        2.0,
+    ]
+    assert math.isnan(main.sturdy_sum([math.inf, 1.0, -math.inf]))
+    # Where fsum can, it does: exactly rounded, 1e-16 is not lost.
+    assert main.sturdy_sum([1.0, 1e-16, -1.0]) == 1e-16
+
+
+def test_dosed_forward_with_relu_and_no_norm_is_the_lessons_forward_pass():
+    # The He experiment and every ReLU patient run through dosed_forward.
+    network, _ = tiny_network("none")
+    dosed = main.dosed_forward(main.ACTIVATIONS["relu"], [], network, INPUTS)
+    lesson = main.forward_with_trace(network, INPUTS)
+    assert {key: dosed[key] for key in lesson} == lesson
+    # The linear outputs (W x + b) of the hidden layers: the pre-activations, with no norm.
+    assert dosed["linear_outputs"] == lesson["pre_activations"][:-1]
+
+
+def test_dosed_forward_with_a_layer_norm_keeps_both_sides_of_the_norm():
+    network, norms = tiny_network("layer")
+    trace = main.dosed_forward(main.ACTIVATIONS["tanh"], norms, network, INPUTS)
+    for layer, (gain, shift) in enumerate(norms):
+        normed, unit, spread = main.layer_norm(trace["linear_outputs"][layer], gain, shift)
+        assert trace["pre_activations"][layer] == normed
+        assert trace["units"][layer] == unit
+        assert trace["spreads"][layer] == spread
+        assert trace["post_activations"][layer] == list(map(math.tanh, normed))
+    # The output layer is not normed: its logits are W x + b of the last hidden layer.
+    weights, biases = network[-1]
+    logits = main.add_vectors(main.matvec(weights, trace["post_activations"][1]), biases)
+    assert trace["pre_activations"][-1] == logits
 
 
 def test_a_dosed_run_with_the_lessons_dosing_gives_the_lessons_reports():
     samples = main.make_training_data(40, 8, 4, seed=7)
     for name in ("healthy", "sick"):
-        patient = dict(main.PATIENTS[name], epochs=3, network_seed=11)
-        dose = [patient[key] for key in ("init_mode", "weight_scale_override", "learning_rate")]
-        network = main.init_network(main.LESSON_WIDTHS, *dose[:2], 11)
-        monitor = main.TrainingMonitor(main.LESSON_WIDTHS)
-        lesson = list(main.training_run(network, samples, 3, dose[2], 11, monitor))
-        dosed = list(main.dosed_run(patient, samples, main.ExamMonitor(main.LESSON_WIDTHS)))
+        dosing = main.patient(name, epochs=3)
+        network = main.init_network(
+            LESSON_WIDTHS, dosing.init_mode, dosing.weight_scale_override, 11
+        )
+        monitor = main.TrainingMonitor(LESSON_WIDTHS)
+        lesson = list(main.training_run(network, samples, 3, dosing.learning_rate, 11, monitor))
+        dosed = list(main.dosed_run(dosing, samples, main.ExamMonitor(LESSON_WIDTHS)))
         assert len(dosed) == len(lesson) == 3
         for lesson_report, dosed_report in zip(lesson, dosed):
             assert {key: dosed_report[key] for key in lesson_report} == lesson_report
 
 
-@pytest.mark.parametrize(("activation", "norm"), TREATMENTS)
+@pytest.mark.parametrize(("activation", "norm"), DOSINGS)
 def test_gradient_norm_is_the_norm_of_every_parameters_gradient(activation, norm):
     network, norms = tiny_network(norm)
-    trace, grads = treated_pass(activation, norms, network, INPUTS, 0)
+    trace, grads = dosed_pass(activation, norms, network, INPUTS, 0)
     every_gradient = [g for _, _, g in gradient_checks(network, norms, trace, grads)]
     explicit = math.sqrt(math.fsum(g * g for g in every_gradient))
     assert main.gradient_norm(grads, trace) == pytest.approx(explicit, rel=1e-12)
@@ -124,13 +213,13 @@ def every_parameter(network, norms):
 
 def test_a_clipped_step_moves_every_parameter_by_the_scaled_gradient(monkeypatch):
     # One sample, one epoch: dosed_run takes one step. The monitor sees the
-    # network, trace and gradients just before it; a spy on treated_forward
+    # network, trace and gradients just before it; a spy on dosed_forward
     # sees the gains and shifts dosed_run made (both are changed in place).
     seen = {}
 
-    def spying_forward(activate, norms, network, inputs, real=main.treated_forward):
+    def spying_forward(activation, norms, network, inputs, real=main.dosed_forward):
         seen.setdefault("norms", norms)
-        return real(activate, norms, network, inputs)
+        return real(activation, norms, network, inputs)
 
     class StepMonitor(main.ExamMonitor):
         def record_step(self, network, trace, grads, step_size):
@@ -138,11 +227,13 @@ def test_a_clipped_step_moves_every_parameter_by_the_scaled_gradient(monkeypatch
             seen.update(network=network, before=before, trace=trace, grads=grads, step=step_size)
             super().record_step(network, trace, grads, step_size)
 
-    monkeypatch.setattr(main, "treated_forward", spying_forward)
-    widths = [3, 5, 4, 3]
-    patient = dict(main.PATIENTS["healthy"], layer_widths=widths, activation="tanh")
-    patient.update(norm="layer", clip=0.01, learning_rate=0.5, epochs=1, network_seed=5)
-    list(main.dosed_run(patient, [(INPUTS, 2)], StepMonitor(widths, "tanh")))
+    monkeypatch.setattr(main, "dosed_forward", spying_forward)
+    widths = (3, 5, 4, 3)
+    dosing = main.patient(
+        "healthy", layer_widths=widths, activation="tanh", norm="layer", clip=0.01,
+        learning_rate=0.5, epochs=1, network_seed=5,
+    )  # fmt: skip
+    list(main.dosed_run(dosing, [(INPUTS, 2)], StepMonitor(widths, "tanh")))
 
     network, norms = seen["before"]
     trace, grads = seen["trace"], seen["grads"]
@@ -165,14 +256,30 @@ def test_a_clipped_step_moves_every_parameter_by_the_scaled_gradient(monkeypatch
 @pytest.mark.parametrize("value", [1e300, -1e300, math.inf, -math.inf])
 def test_every_activation_keeps_huge_values_finite(value):
     for activation in main.ACTIVATIONS.values():
-        (out,) = activation["layer"]([value])
+        (out,) = activation.layer([value])
         assert math.isfinite(out)
+        assert abs(out) <= main.RELU_CAP
 
 
 def test_nan_passes_through_every_activation():
     for activation in main.ACTIVATIONS.values():
-        (out,) = activation["layer"]([math.nan])
+        (out,) = activation.layer([math.nan])
         assert math.isnan(out)
+
+
+def test_each_activation_and_its_slope():
+    relu, leaky, tanh = (main.ACTIVATIONS[name] for name in ("relu", "leaky_relu", "tanh"))
+    pre = [-2.0, 0.0, 0.5, 2e6]
+    assert relu.layer(pre) == [0.0, 0.0, 0.5, main.RELU_CAP]
+    assert leaky.layer(pre) == [-2.0 * main.LEAKY_SLOPE, 0.0, 0.5, main.RELU_CAP]
+    assert main.leaky_relu(-1e9) == -main.RELU_CAP  # the leak is clamped too
+    # The slopes ignore the clamps (straight-through, as in the lesson).
+    assert [relu.slope(z, a) for z, a in zip(pre, relu.layer(pre))] == [None, None, 1.0, 1.0]
+    leaky_slopes = [leaky.slope(z, a) for z, a in zip(pre, leaky.layer(pre))]
+    assert leaky_slopes == [main.LEAKY_SLOPE, main.LEAKY_SLOPE, 1.0, 1.0]
+    # tanh' = 1 - tanh^2, read off the output: 1 at 0, 0.42 at 1.
+    assert tanh.slope(0.0, math.tanh(0.0)) == 1.0
+    assert tanh.slope(1.0, math.tanh(1.0)) == pytest.approx(1.0 / math.cosh(1.0) ** 2)
 
 
 def test_layer_norm_gives_zero_mean_unit_spread_then_gain_and_shift():
@@ -180,6 +287,7 @@ def test_layer_norm_gives_zero_mean_unit_spread_then_gain_and_shift():
     assert math.fsum(unit) == pytest.approx(0.0, abs=1e-15)
     # mean 3, variance (4 + 1 + 0 + 9) / 4 = 3.5
     assert spread == pytest.approx(math.sqrt(3.5 + 1e-5), rel=1e-15)
+    assert unit == pytest.approx([-2.0 / spread, -1.0 / spread, 0.0, 3.0 / spread], rel=1e-15)
     assert out == unit
     shifted, _, _ = main.layer_norm([1.0, 2.0, 3.0, 6.0], [2.0] * 4, [0.5] * 4)
     assert shifted == pytest.approx([2.0 * u + 0.5 for u in unit], rel=1e-15)
@@ -188,19 +296,17 @@ def test_layer_norm_gives_zero_mean_unit_spread_then_gain_and_shift():
 def test_each_activation_gets_its_own_readings_and_n_a_for_the_meaningless():
     network = main.init_network([2, 3, 2], "xavier", None, seed=1)
     tanh = main.ACTIVATIONS["tanh"]
-    trace = main.treated_forward(tanh["layer"], [], network, [1.0, -1.0])
+    trace = main.dosed_forward(tanh, [], network, [1.0, -1.0])
     grads = [[0.1, 0.2, 0.3], [0.0, 0.0]]
     monitor = main.ExamMonitor([2, 3, 2], "tanh")
     monitor.record(trace, grads)
     report = monitor.report()
     # A tanh neuron cannot die; its histogram has tanh's linear buckets.
     assert math.isnan(report["dead_count"][0])
-    assert report["histogram"] == [
-        main.histogram(trace["post_activations"][0], main.TANH_HISTOGRAM_EDGES)
-    ]
-    assert len(report["histogram"][0]) == len(tanh["labels"])
+    assert report["histogram"] == [main.histogram(trace["post_activations"][0], main.TANH_EDGES)]
+    assert len(report["histogram"][0]) == len(tanh.labels) == len(main.TANH_EDGES) + 1
     assert main.flag_issues(report) == []  # n/a trips nothing
-    assert main.dead_text(report, 0) == "n/a"
+    assert main.dead_text(report["dead_count"][0], 3) == "n/a"
     # A leaky ReLU can neither die nor saturate.
     leaky = main.ExamMonitor([2, 3, 2], "leaky_relu")
     leaky.record(trace, grads)
@@ -209,15 +315,15 @@ def test_each_activation_gets_its_own_readings_and_n_a_for_the_meaningless():
 
 
 class UpdateMonitor:
-    """Stands in for the ExamMonitor: keeps the updates Adam reports."""
+    """Stands in for the ExamMonitor: keeps the sums Adam reports."""
 
     num_hidden_layers = 1
 
     def __init__(self):
         self.updates = []
 
-    def record_update(self, index, update, weights):
-        self.updates.append((index, update, [list(row) for row in weights]))
+    def record_update(self, index, update_sums, weight_sums):
+        self.updates.append((index, update_sums, weight_sums))
 
 
 def tiny_adam_case():
@@ -249,11 +355,12 @@ def test_one_adam_step_moves_each_parameter_as_worked_out_by_hand():
     assert network[1][0] == [[pytest.approx(1.99, abs=1e-9)], [pytest.approx(-0.99, abs=1e-9)]]
     assert network[1][1] == [pytest.approx(-0.01, abs=1e-9), pytest.approx(0.01, abs=1e-9)]
     assert norms == [([pytest.approx(0.99, abs=1e-9)], [pytest.approx(0.01, abs=1e-9)])]
-    # The monitor is told the real update of layer 1's weights, and the
-    # weights before it.
-    [(index, update, before)] = monitor.updates
-    assert index == 0 and before == [[0.5, -1.0]]
-    assert update == [pytest.approx(0.01, abs=1e-9), pytest.approx(0.01, abs=1e-9)]
+    # The monitor is told the (sum, sum of squares) of Adam's real update of
+    # layer 1's weights, 0.01 and 0.01, and of the weights before it, 0.5 and -1.
+    [(index, update_sums, weight_sums)] = monitor.updates
+    assert index == 0
+    assert update_sums == (pytest.approx(0.02, abs=1e-9), pytest.approx(2e-4, rel=1e-6))
+    assert weight_sums == (-0.5, pytest.approx(1.25, rel=1e-15))
 
 
 def test_a_few_adam_steps_match_an_independent_recomputation():
@@ -277,11 +384,44 @@ def test_a_few_adam_steps_match_an_independent_recomputation():
     assert got == pytest.approx(params, rel=1e-12, abs=1e-15)
 
 
+def scaled_step(trace, grads, scale):
+    """A trace and gradients with every gradient (the norms' too) times scale."""
+    norm_grads = [
+        tuple([scale * d for d in vector] for vector in pair) for pair in trace["norm_grads"]
+    ]
+    return {**trace, "norm_grads": norm_grads}, [[scale * g for g in grad] for grad in grads]
+
+
+def test_a_clipped_adam_step_sees_the_clipped_gradients():
+    # Clipping scales each step's gradients by its own clip_factor before
+    # Adam's moments see them. Adam cannot tell a constant scale, so the
+    # steps' gradients differ in size: the clip bites on some, not others.
+    network, norms, trace, grads = tiny_adam_case()
+    clipped_network, clipped_norms = copy.deepcopy((network, norms))
+    unclipped_network, unclipped_norms = copy.deepcopy((network, norms))
+    by_hand = main.adam(network, norms, None, UpdateMonitor())
+    clipped = main.adam(clipped_network, clipped_norms, 0.1, UpdateMonitor())
+    unclipped = main.adam(unclipped_network, unclipped_norms, None, UpdateMonitor())
+    factors = []
+    for size in (3.0, 0.01, 1.0, 0.05):
+        step_trace, step_grads = scaled_step(trace, grads, size)
+        factors.append(main.clip_factor(main.gradient_norm(step_grads, step_trace), 0.1))
+        by_hand(network, *scaled_step(step_trace, step_grads, factors[-1]), 0.01)
+        clipped(clipped_network, step_trace, step_grads, 0.01)
+        unclipped(unclipped_network, step_trace, step_grads, 0.01)
+    assert factors[1] == factors[3] == 1.0 and factors[0] < factors[2] < 0.2
+    expected = every_parameter(network, norms)
+    assert every_parameter(clipped_network, clipped_norms) == pytest.approx(expected, rel=1e-12)
+    # Without the clip the parameters end elsewhere: the check has teeth.
+    unclipped_parameters = every_parameter(unclipped_network, unclipped_norms)
+    assert unclipped_parameters != pytest.approx(expected, rel=1e-3)
+
+
 def test_an_adam_patient_trains_and_says_so():
-    patient = dict(main.PATIENTS["collapsed"], patient="collapsed", optimizer="adam",
-                   learning_rate=main.ADAM_LEARNING_RATE, epochs=3, network_seed=11)  # fmt: skip
-    samples = main.make_training_data(80, 8, 4, 7)
-    reports, _ = main.examine(patient, samples)
-    assert "adam" in main.describe_dosing(patient)
+    dosing = main.patient(
+        "collapsed", optimizer="adam", learning_rate=main.ADAM_LEARNING_RATE, epochs=3
+    )
+    reports = main.examine(dosing, main.samples_for(dosing))
+    assert "adam" in main.describe_dosing(dosing)
     assert all(0.0 < ratio < 1.0 for report in reports for ratio in report["update_ratio"])
     assert reports[-1]["loss"] < reports[0]["loss"]
