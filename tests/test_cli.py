@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from processes import catches_sigterm, group_gone, wait_for
 
 import main
 
@@ -427,28 +428,6 @@ def test_a_reader_that_leaves_ends_the_run_quietly(argv, statuses):
     assert result.stderr == ""
     assert result.returncode in statuses
     assert result.stdout.startswith("=== ") and result.stdout.count("\n") == 1
-
-
-def catches_sigterm(pid):
-    """Whether the process has set a SIGTERM handler: main.py's, set before it runs."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, flags=re.MULTILINE)[1], 16)
-    return bool(caught >> (signal.SIGTERM - 1) & 1)
-
-
-def wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
-def group_gone(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def stopped(process, stop, to_group):

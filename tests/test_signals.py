@@ -20,7 +20,6 @@ the handlers, read from /proc.
 import contextlib
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import catches_sigterm, group_gone, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGV = [sys.executable, "main.py", "seeds", "healthy", "sick", "--pairs", "20"]
@@ -45,31 +45,9 @@ PLAN = [
 LINES = {signal.SIGINT: "interrupted: stopped.", signal.SIGTERM: "interrupted by SIGTERM: stopped."}
 
 
-def catches_sigterm(pid):
-    """Whether the process has set a SIGTERM handler: main.py's, set before it runs."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, flags=re.MULTILINE)[1], 16)
-    return bool(caught >> (signal.SIGTERM - 1) & 1)
-
-
 def workers(pid):
     children = Path(f"/proc/{pid}/task").glob("*/children")
     return [child for path in children for child in path.read_text().split()]
-
-
-def wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.002)
-
-
-def group_gone(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 @pytest.mark.slow
