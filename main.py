@@ -518,25 +518,28 @@ def leaky_relu(value):
     return -RELU_CAP if leak < -RELU_CAP else leak
 
 
-# An activation: its layer, its slope (from the pre- and post-activation; None
-# where a ReLU is off, so that its column is never summed), its histogram's
-# buckets and the readings that mean nothing for it (printed n/a).
+# An activation: its layer; its slope (from the pre- and post-activation; None
+# where a ReLU is off, so that its column is never summed); whether a neuron
+# works (a ReLU fires above 0, a tanh works off its flat shoulders); its
+# histogram's buckets; and the readings that mean nothing for it (printed n/a).
 # The clamps are straight-through, as in the lesson: the slope ignores RELU_CAP.
 # A tanh neuron is never "off", so it cannot die (its disease is saturation); a
 # leaky ReLU passes 1% below 0, so it neither dies nor saturates. Tanh's buckets
 # are linear, the outer two pinned near +-1.
-Activation = namedtuple("Activation", "layer slope edges labels not_applicable")
+Activation = namedtuple("Activation", "layer slope works edges labels not_applicable")
 TANH_EDGES = (-0.99, -0.5, -0.1, 0.1, 0.5, 0.99)
 # fmt: off
 ACTIVATIONS = {
     "relu": Activation(lambda pre: [safe_relu(value) for value in pre],
-                       lambda z, a: 1.0 if z > 0.0 else None,
+                       lambda z, a: 1.0 if z > 0.0 else None, lambda z, a: a > 0.0,
                        HISTOGRAM_EDGES, HISTOGRAM_LABELS, ()),
     "leaky_relu": Activation(lambda pre: [leaky_relu(value) for value in pre],
-                             lambda z, a: 1.0 if z > 0.0 else LEAKY_SLOPE, HISTOGRAM_EDGES,
+                             lambda z, a: 1.0 if z > 0.0 else LEAKY_SLOPE,
+                             lambda z, a: a > 0.0, HISTOGRAM_EDGES,
                              ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
     "tanh": Activation(lambda pre: list(map(math.tanh, pre)),
                        lambda z, a: 1.0 - a * a,  # tanh' = 1 - tanh^2, read off the output
+                       lambda z, a: abs(z) <= SATURATION_LIMIT,
                        TANH_EDGES, [*(f"<= {edge:g}" for edge in TANH_EDGES), "> 0.99"],
                        ("dead_count",)),
 }
@@ -795,6 +798,9 @@ UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
 # |dLoss/d(pre-activation)| per decade: exact zeros, then 1e-10 to 10.
 GRADIENT_EDGES = (0.0, *(10.0**exponent for exponent in range(-10, 2)))
 GRADIENT_LABELS = ["= 0", *(f"{edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
+# Pre-activations from -12 to 12, every 2: the flat shoulders start at +-SATURATION_LIMIT.
+PRE_EDGES = tuple(range(-12, 13, 2))
+PRE_LABELS = [*(f"<= {edge}" for edge in PRE_EDGES), "> 12"]
 
 
 class ExamMonitor(TrainingMonitor):
@@ -849,6 +855,9 @@ class ExamMonitor(TrainingMonitor):
         accumulated.append(self.grad_pre_per_layer)
         counts = [sum(map(len, layer)) for layer in zip(*accumulated)]
         sample_count = len(self.post_activations_per_layer[0]) // self.layer_widths[1]
+        pairs = zip(self.pre_activations_per_layer, self.post_activations_per_layer)
+        firing = [firing_shares(*pair, width, self.activation.works) for pair, width in
+                  zip(pairs, self.layer_widths[1:-1])]  # fmt: skip
         for per_layer in accumulated:
             per_layer[:] = [finite(values) for values in per_layer]
         report = super().report()
@@ -864,7 +873,17 @@ class ExamMonitor(TrainingMonitor):
         # Each layer's mean over the epoch's steps: one step that rewrites the weights shows.
         ratios = zip(self.ratio_sums, self.ratio_counts)
         report["update_ratio"] = [total / count if count else math.nan for total, count in ratios]
+        report["firing_share"] = firing
+        report["pre_histogram"] = [histogram(pre, PRE_EDGES) for pre in accumulated[0]]
         return report
+
+
+def firing_shares(pre, post, width, works):
+    """Each neuron's share of the samples it worked for (pre and post hold them in turn)."""
+    samples = len(post) // width
+    if not samples:
+        return [math.nan] * width
+    return [sum(map(works, pre[j::width], post[j::width])) / samples for j in range(width)]
 
 
 def finite(values):
@@ -1087,7 +1106,24 @@ def verdict(reports):
         if nonfinite:
             signs.insert(0, f"{plural(nonfinite, 'non-finite value')} in the hidden layers")
         line = f"training diverged at epoch {diverged['epoch']} ({', '.join(signs)}); {line}"
-    return f"verdict: {line}"
+    return f"verdict: {line}{cut_off(reports[-1])}"
+
+
+def last_layer_dead(report):
+    """Whether the last hidden layer gave 0 for every sample of the epoch (a ReLU's)."""
+    return report["dead_count"][-1] == report["layer_neuron_count"][-1]
+
+
+def cut_off(report):
+    """What a dead last hidden layer means, said where it happens: " At the end ..." or ""."""
+    if not last_layer_dead(report):
+        return ""
+    return (
+        f" At the end layer {len(report['dead_count'])}, the last hidden one, is dead: the "
+        "logits are the output bias alone, the same for every input, so only that bias learns "
+        "and every gradient below it is exactly 0 (not a saturated softmax, as in the lesson's "
+        "run): the network no longer uses its input."
+    )
 
 
 def first_of(warnings):
@@ -1440,13 +1476,14 @@ def outcome(rounds, final):
 
 
 def first_signs(dosing):
-    """Examine one run without charts: (the first epoch of each kind of warning, its final loss)."""
+    """Examine one run without charts: (the first epoch of each kind of warning, its final
+    loss, whether its last hidden layer ended dead)."""
     reports = examine(dosing, samples_for(dosing))
     first = {}
     for report in reports:
         for warning in report["warnings"]:
             first.setdefault(warning.kind, report["epoch"])
-    return first, reports[-1]["loss"]
+    return first, reports[-1]["loss"], last_layer_dead(reports[-1])
 
 
 def seed_pairs(dosing, count):
@@ -1461,7 +1498,7 @@ def seed_summary(dosing, results):
     """Per warning kind, how many runs fired it and when; the median final loss."""
     count = len(results)
     first_epochs = {
-        kind: [first[kind] for first, _ in results if kind in first] for kind in WARNING_KINDS
+        kind: [first[kind] for first, *_ in results if kind in first] for kind in WARNING_KINDS
     }
     data_seeds = seed_range(dosing.data_seed, count)
     lines = [
@@ -1477,13 +1514,16 @@ def seed_summary(dosing, results):
         lines += table_lines(["warning kind", "runs", "median first epoch"], rows, (19, 5), "<><")
     # NaN has no place in an order (median() of it depends on where it
     # stands): the runs whose loss became NaN are counted apart.
-    final_losses = [loss for _, loss in results]
+    final_losses = [loss for _, loss, _ in results]
     ordered = [loss for loss in final_losses if not math.isnan(loss)]
     median = format_loss(statistics.median(ordered)) if ordered else "n/a"
     nan_runs = len(final_losses) - len(ordered)
     lost = f" ({plural(nan_runs, 'run')} ended with a NaN loss)" if nan_runs else ""
     lines.append(f"median final loss: {median}{lost}")
-    silent = sum(not first for first, _ in results)
+    dead = sum(last_dead for *_, last_dead in results)
+    if dead:
+        lines.append(f"the last hidden layer dead at the end: {dead} of {count}")
+    silent = sum(not first for first, *_ in results)
     lines.append(f"no warning: {silent} of {plural(count, 'seed pair')}")
     return lines
 
@@ -1589,15 +1629,14 @@ def measure_experiment(name, data_seed, network_seed):
     measured = dict(name=name, data_seed=data_seed, network_seed=network_seed, losses={})
     measured["at_init"] = {i: measure_at_init(experiment, i, samples, network_seed) for i in inits}
     measured["over_networks"] = {
-        i: over_networks(experiment, i, samples, network_seed) for i in inits
+        init: over_networks(experiment, init, samples, network_seed, measured["at_init"][init])
+        for init in inits
     }
     for init in inits if experiment.epochs else ():
         dosing = Dosing(init, None, experiment.learning_rate, widths, experiment.activation,
                         epochs=experiment.epochs, network_seed=network_seed)  # fmt: skip
         monitor = ExamMonitor(widths, experiment.activation)
-        measured["losses"][init] = [
-            report["loss"] for report in dosed_run(dosing, samples, monitor)
-        ]
+        measured["losses"][init] = [r["loss"] for r in dosed_run(dosing, samples, monitor)]
     return measured
 
 
@@ -1613,8 +1652,8 @@ def measure_at_init(experiment, init_mode, samples, network_seed):
         output_grads += grads[-1]
     report = monitor.report()
     pre_stds = [mean_and_std(pre)[1] for pre in monitor.pre_activations_per_layer]
-    inputs = mean_square([value for features, _ in samples for value in features])
-    theory = predicted_stds(experiment, init_mode, inputs, pre_stds, report, output_grads)
+    inputs = [value for features, _ in samples for value in features]
+    theory = predicted_stds(experiment, init_mode, monitor, inputs, output_grads)
     return report, pre_stds, *theory
 
 
@@ -1624,36 +1663,52 @@ def standardized(samples):
     return [([(v - m) / s for v, (m, s) in zip(x, columns)], target) for x, target in samples]
 
 
-def over_networks(experiment, init_mode, samples, network_seed):
-    """Each layer's pre-activation std over several networks, and theory's from the input."""
+Networks = namedtuple("Networks", "stds pooled one_layer chain")
+
+
+def over_networks(experiment, init_mode, samples, network_seed, first):
+    """Each network's pre-activation stds (first is network_seed's measure_at_init), their
+    root mean variance, the one-layer relation's likewise, and the paper's chain."""
     count, gain = experiment.networks, LINEAR_REGIME_GAIN[experiment.activation]
-    runs = [measure_at_init(experiment, init_mode, samples, network_seed + k) for k in range(count)]
-    measured = [
-        math.sqrt(math.fsum(s * s for s in layer) / count) for layer in zip(*(r[1] for r in runs))
+    runs = [first] + [
+        measure_at_init(experiment, init_mode, samples, network_seed + k) for k in range(1, count)
     ]
-    variance, theory = mean_square([value for features, _ in samples for value in features]), []
+    stds = [run[1] for run in runs]
+    pooled = [math.sqrt(math.fsum(s * s for s in layer) / count) for layer in zip(*stds)]
+    one_layer = [
+        math.sqrt(math.fsum(s * s for s in layer) / count) for layer in zip(*(r[2] for r in runs))
+    ]
+    # The paper's claim: from the input alone, each layer multiplies the variance by
+    # fan_in * Var(W), halved after a ReLU (tanh taken as linear).
+    variance, chain = mean_square([value for features, _ in samples for value in features]), []
     for layer, fans in enumerate(pairwise(experiment.layer_widths[:-1])):
         variance *= (gain if layer else 1.0) * fans[0] * init_std(*fans, init_mode, None) ** 2
-        theory.append(math.sqrt(variance))
-    return measured, theory
+        chain.append(math.sqrt(variance))
+    return Networks(stds, pooled, one_layer, chain)
 
 
 def mean_square(values):
     return math.fsum([value * value for value in values]) / len(values)
 
 
-def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, report, output_grads):
-    """Theory for each layer from the measured layer before it (below, or above for grads)."""
-    widths, gain = experiment.layer_widths, LINEAR_REGIME_GAIN[experiment.activation]
+def predicted_stds(experiment, init_mode, monitor, inputs, output_grads):
+    """The one-layer relation for each hidden layer, fed the layer's measured input."""
+    widths, activation = experiment.layer_widths, ACTIVATIONS[experiment.activation]
     weight_variances = [init_std(*fans, init_mode, None) ** 2 for fans in pairwise(widths)]
-    # Forward: the data feeds layer 1; layer l gets the activation of l - 1.
-    below = [input_mean_square] + [gain * std * std for std in pre_stds[:-1]]
+    pres, posts = monitor.pre_activations_per_layer, monitor.post_activations_per_layer
+    # Forward: Var(z) = fan_in * Var(W) * E[x^2], x the layer's input (the data
+    # for layer 1, the activation below for the others), its mean included.
+    below = [mean_square(inputs), *map(mean_square, posts[:-1])]
     forward = [math.sqrt(n * v * m) for n, v, m in zip(widths, weight_variances, below)]
-    # Backward: layer l gets the gradient of l + 1 (the output's, for the top
-    # one) through the weights above it, fan_out wide, then the activation.
-    above = [std * std for std in report["gradient_std"][1:]] + [mean_square(output_grads)]
+    # Backward: the gradient above (the output's, for the top layer) comes down
+    # through fan_out weights, then the activation's slope: E[f'(z)^2] of the layer.
+    above = [*map(mean_square, monitor.grad_pre_per_layer[1:]), mean_square(output_grads)]
+    slopes = [
+        mean_square([s or 0.0 for s in map(activation.slope, z, a)]) for z, a in zip(pres, posts)
+    ]
     backward = [
-        math.sqrt(gain * n * v * m) for n, v, m in zip(widths[2:], weight_variances[1:], above)
+        math.sqrt(e * n * v * m)
+        for e, n, v, m in zip(slopes, widths[2:], weight_variances[1:], above)
     ]
     return forward, backward
 
@@ -1661,34 +1716,32 @@ def predicted_stds(experiment, init_mode, input_mean_square, pre_stds, report, o
 def print_experiment(measured):
     """The experiment's tables beside theory, its losses, finding and the paper's words."""
     experiment = EXPERIMENTS[measured["name"]]
-    widths, activation, hidden = (
-        experiment.layer_widths,
-        experiment.activation,
-        experiment.layer_widths[1:-1],
+    widths, activation = experiment.layer_widths, experiment.activation
+    hidden, seeds = (
+        widths[1:-1],
+        f"data seed {measured['data_seed']}, network seed {measured['network_seed']}",
     )
-    seeds = f"data seed {measured['data_seed']}, network seed {measured['network_seed']}"
     print(f"=== {experiment.title} ===")
     print(
         f"{activation} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-{widths[-1]}, "
         f"{experiment.sample_count} samples of the toy task ({seeds})"
     )
-    bend = ", halved after a ReLU" if activation == "relu" else (
-        " (tanh ~ linear; where it bends it passes on less)"
-    )  # fmt: skip
     print(
-        f"theory, one layer at a time: Var(z) = fan_in * Var(W) * Var(z below){bend}; "
-        "gradients likewise going down, with fan_out"
+        "theory, one layer at a time: Var(z) = fan_in * Var(W) * E[x^2], x the layer's measured "
+        "input (its mean included); the gradient likewise going down: fan_out * Var(W) * "
+        "E[g above^2] * E[f'(z)^2]"
     )
+    bend = "halved after a ReLU" if activation == "relu" else "tanh taken as linear"
     for init_mode in measured["at_init"]:
-        # A typical hidden layer's factor: fan * Var(W), halved after a ReLU.
+        # A typical hidden layer's factor in the paper's chain: fan * Var(W), halved after a ReLU.
         factor = (
             LINEAR_REGIME_GAIN[activation]
             * widths[2]
             * init_std(*widths[1:3], init_mode, None) ** 2
         )
         print(
-            f"\n{init_mode} init, at initialization: in theory each layer multiplies the "
-            f"variance by {factor:.2f}"
+            f"\n{init_mode} init, at initialization; the paper's claim, from the input alone: "
+            f"each layer multiplies the variance by {factor:.2f} ({bend})"
         )
         print("\n".join(init_table(experiment, measured, init_mode)))
     print()
@@ -1718,8 +1771,9 @@ def init_table(experiment, measured, init_mode):
         predicted_grad,
     ]
     if experiment.networks > 1:
-        header += [f"pre std, {experiment.networks} nets", "theory from input"]
-        columns += measured["over_networks"][init_mode]
+        networks = measured["over_networks"][init_mode]
+        header += [f"pre std, {experiment.networks} nets", "theory", "paper's claim"]
+        columns += [networks.pooled, networks.one_layer, networks.chain]
     rows = [
         [str(layer), *(readable(v, ".2e") for v in values)]
         for layer, values in enumerate(zip(*columns), 1)
@@ -1727,36 +1781,51 @@ def init_table(experiment, measured, init_mode):
     return table_lines(header, rows, (5, 8, 8, 8, 9, 9))
 
 
+def misses(predicted, measured):
+    """How far a prediction misses, layer by layer: (the median layer's miss, the worst)."""
+    off = [abs(p / m - 1.0) for p, m in zip(predicted, measured) if m > 0.0]
+    return f"{100 * statistics.median(off):.0f}% at the median layer (worst {100 * max(off):.0f}%)"
+
+
 def experiment_finding(experiment, measured):
     """The finding in words, every number from this run."""
     last, parts = len(experiment.layer_widths) - 2, []
-    for init_mode, (report, *_) in measured["at_init"].items():
+    for init_mode, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
         activations = change(report["activation_std"][0], report["activation_std"][-1])
         gradients = change(report["gradient_std"][-1], report["gradient_std"][0])
         part = (
-            f"{init_mode}: activation std {activations} from layer 1 to {last}, "
-            f"gradient std {gradients} from layer {last} down to 1"
+            f"{init_mode}: activation std {activations} from layer 1 to {last}, gradient std "
+            f"{gradients} from layer {last} down to 1; the one-layer theory misses the "
+            f"pre-activation std by {misses(predicted_pre, pre_stds)}, the gradient std by "
+            f"{misses(predicted_grad, report['gradient_std'])}"
         )
         if experiment.networks > 1:
-            averaged, from_input = measured["over_networks"][init_mode]
+            networks = measured["over_networks"][init_mode]
+            pooled, chain = networks.pooled, networks.chain
             part += (
-                f" in this one network; the mean variance over {experiment.networks} "
-                f"networks, what theory speaks of, gives a pre-activation std that "
-                f"{change(averaged[0], averaged[-1])} "
-                f"(theory: {change(from_input[0], from_input[-1])})"
+                f"; over {experiment.networks} networks by "
+                f"{misses(networks.one_layer, pooled)}; the paper's claim, from the input alone, "
+                f"says the pre-activation std {change(chain[0], chain[-1])} over the layers, and "
+                f"over {experiment.networks} networks it {change(pooled[0], pooled[-1])}"
             )
         losses = measured["losses"].get(init_mode)
         if losses:
             learned = losses[-1] < LEARNS_BELOW * math.log(experiment.layer_widths[-1])
             verdict = "it learns" if learned else "it does not learn"
-            part += (
-                f", and after {len(losses)} epochs the loss is {format_loss(losses[-1])}: {verdict}"
-            )
+            part += f"; after {len(losses)} epochs the loss is {format_loss(losses[-1])}: {verdict}"
         parts.append(part)
     (first, (one, *_)), (second, (other, *_)) = measured["at_init"].items()
     spread = [report["activation_std"][0] / report["activation_std"][-1] for report in (one, other)]
-    less = f"{second} against {first}: the activation std shrinks {spread[0] / spread[1]:.3g}x less"
-    return "finding: " + "; ".join([*parts, less + " over the layers"]) + "."
+    less = f"{spread[0] / spread[1]:.3g}x less over the layers"
+    parts.append(f"{second} against {first}: the activation std shrinks {less}")
+    if experiment.networks > 1:
+        parts.append(
+            "the one-layer relation holds at every layer of every network; the paper's chain "
+            "multiplies expected ratios, and at width "
+            f"{experiment.layer_widths[1]} each layer's ratio scatters around its expectation, "
+            "a scatter that compounds over the layers"
+        )
+    return "finding: " + "; ".join(parts) + "."
 
 
 def experiment_records(measured):
@@ -1775,22 +1844,25 @@ def experiment_records(measured):
 # ----------------------------------------------------------------------------
 # Pictures: every run as one HTML page of SVG charts, no script, nothing fetched
 #
-# One small set of SVG helpers draws every chart: axes with linear or log
-# ticks, lines or dots with the exact numbers in an SVG <title> (shown on
-# hover), limits with the region beyond them tinted, marks, a legend, and
-# heatmap cells. Colours are Okabe and Ito's (2008), safe for colour-blind
-# eyes; each line also has a dash pattern of its own, for grey print.
+# One small set of SVG helpers draws every chart: axes with linear or log ticks
+# (exact zeros get a band of their own below a log axis), lines or dots with
+# their numbers in an SVG <title> (shown on hover), warning limits in grey with
+# the region beyond them tinted, marks, a legend, and heatmap cells. Colours are
+# Okabe and Ito's (2008), safe for colour-blind eyes; each line also has a dash
+# pattern of its own, for grey print.
 
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 DASHES = ("", "6 3", "2 2", "9 3 2 3")
-WIDTH, HEIGHT = 400, 250  # one chart, in px: three fit side by side at 1280 px
-LEFT, RIGHT, TOP, BOTTOM = 58, 12, 26, 74  # the plot's margins; the legend sits below
-TINT = "#D55E0022"  # the region beyond a warning limit
+WIDTH, HEIGHT = 400, 270  # one chart, in px: three fit side by side at 1280 px
+LEFT, RIGHT, TOP, BOTTOM = 58, 12, 40, 76  # the plot's margins; the legend sits below
+PAD, ZERO_BAND = 6, 18  # px inside the frame around the values; the band of exact zeros
+LIMIT, TINT, NEVER = "#666", "#88888826", "#D55E00"  # limits, the region beyond, "never fired"
+KIND_COLOURS = dict(zip(WARNING_KINDS, ("#D55E00", "#56B4E9", "#E69F00", "#CC79A7", "#009E73",
+                                        "#000000", "#F0E442", "#999999")))  # fmt: skip
 STYLE = (
     "body{font-family:sans-serif;max-width:1260px;margin:1em auto;color:#222}"
     "section{border-top:2px solid #0072B2;margin-top:1.5em}.charts{display:flex;"
-    "flex-wrap:wrap;gap:8px}.round{flex:1;min-width:300px}.round svg{width:100%;height:auto}"
-    ".round h3{min-height:2.6em}svg{background:#fff}"
+    "flex-wrap:wrap;gap:8px}svg{background:#fff}.lead svg{border:2px solid #222}"
     "h3{margin:.6em 0 .2em}p,li{max-width:75em}"
 )
 
@@ -1799,8 +1871,9 @@ def drawable(value, log):
     return math.isfinite(value) and (value > 0.0 or not log)
 
 
-def axis(low, high, log):
-    """A range holding low..high on round values, and its ticks (log: decades)."""
+def axis(low, high, log, whole=False):
+    """A range holding low..high on round values, and its ticks (log: decades; whole:
+    whole numbers only)."""
     if log:
         first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
         if last - first <= 2:
@@ -1811,6 +1884,7 @@ def axis(low, high, log):
     else:
         magnitude = 10.0 ** math.floor(math.log10((high - low) / 5 or 1.0))
         step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude * 5 >= high - low)
+        step = max(step, 1.0) if whole else step
         steps = range(math.floor(low / step), math.ceil(high / step) + 1)
         bounds = ticks = [round(k * step, 12) for k in steps]  # 0.6, not 0.6000000000000001
     bottom = max(value for value in bounds if value <= low * (1 + 1e-9))
@@ -1819,114 +1893,147 @@ def axis(low, high, log):
 
 
 def chart(title, x_label, y_label, series, log_y=False, y_range=None, limits=(), marks=(),
-          x_labels=None, width=WIDTH):  # fmt: skip
-    """One SVG chart of (name, [(x, y)], marker) series, with warning limits and marks."""
-    frame = chart_frame(series, log_y, y_range, limits, x_labels, width)
+          x_labels=None, width=WIDTH, shown=None, whole=False):  # fmt: skip
+    """One SVG chart of (name, [(x, y)], marker) series. limits: (value, "above", "below"
+    or "line", label), a limit drawn grey, the region beyond it tinted. marks: (x, label)
+    vertical lines. shown: formats a value for the hover text."""
+    frame = chart_frame(series, log_y, y_range, limits, x_labels, width, whole)
     parts = [svg_open(width, HEIGHT, title)]
-    for value, beyond in limits:
+    for value, beyond, label in limits:
         edge = frame.y(value)
-        top, bottom = (TOP, edge) if beyond == "above" else (edge, TOP + frame.inner_h)
-        parts.append(
-            f'<rect x="{LEFT}" y="{top:.1f}" width="{frame.inner_w}" height="{bottom - top:.1f}" '
-            f'fill="{TINT}"><title>a warning {beyond} {value:g}</title></rect>'
-        )
-        parts.append(segment(LEFT, edge, LEFT + frame.inner_w, edge, "#D55E00", "4 3"))
+        top, bottom = (TOP, edge) if beyond == "above" else (edge, frame.floor)
+        if beyond != "line":
+            parts.append(
+                f'<rect x="{LEFT}" y="{top:.1f}" width="{frame.inner_w}" '
+                f'height="{bottom - top:.1f}" fill="{TINT}"><title>{escape(label)}'
+                "</title></rect>"
+            )
+        parts.append(segment(LEFT, edge, LEFT + frame.inner_w, edge, LIMIT, "1 3", 1.5))
+        below = beyond == "below"  # its label on its side of the line, away from the others
+        parts.append(text(LEFT + frame.inner_w - 3, edge + (11 if below else -3), label, "end", 10,
+                          fill=LIMIT))  # fmt: skip
     parts += axes(frame, x_labels, x_label, y_label)
     for x, label in marks:
-        parts.append(segment(frame.x(x), TOP, frame.x(x), TOP + frame.inner_h, "#000", "2 2"))
-        parts.append(text(frame.x(x) + 3, TOP + 10, label, anchor="start"))
+        parts.append(segment(frame.x(x), TOP, frame.x(x), frame.bottom, "#000", "4 2"))
+        side = "start" if frame.x(x) < LEFT + frame.inner_w / 2 else "end"
+        parts.append(text(frame.x(x), TOP - 5, label, side, 10))
+    legend = [(name, index, marker) for index, (name, _, marker) in enumerate(series)]
     for index, (name, line, marker) in enumerate(series):
-        parts += drawn_series(frame, index, name, line, marker)
-    return "\n".join(parts) + "</svg>"
+        parts += drawn_series(frame, index, name, line, marker, shown or "{:.4g}".format)
+    if any(beyond != "line" for _, beyond, _ in limits):
+        legend.append(("beyond a warning limit", None, "region"))
+    return "\n".join(parts + legend_parts(frame, legend)) + "</svg>"
 
 
-class Frame(namedtuple("Frame", "width x_low x_high low high y_ticks log_y")):
-    """A chart's plot area, its x range and its y axis (range and ticks)."""
+class Frame(namedtuple("Frame", "width x_low x_high low high y_ticks log_y zeros")):
+    """A chart's plot area, its x range and its y axis; zeros: a band for exact zeros."""
 
-    inner_h = HEIGHT - TOP - BOTTOM
     inner_w = property(lambda self: self.width - LEFT - RIGHT)
+    bottom = property(lambda self: HEIGHT - BOTTOM)  # the frame's bottom, below any band
+    floor = property(lambda self: self.bottom - (ZERO_BAND if self.zeros else 0))
 
     def x(self, x):
-        return LEFT + self.inner_w * (x - self.x_low) / (self.x_high - self.x_low)
+        return LEFT + PAD + (self.inner_w - 2 * PAD) * (x - self.x_low) / (self.x_high - self.x_low)
 
     def y(self, y):
-        """Where y is drawn; a 0 on a log axis sits on the x axis."""
-        where, position = math.log10 if self.log_y else float, 0
-        if y > 0 or not self.log_y:
-            position = (where(y) - where(self.low)) / (where(self.high) - where(self.low))
-        return TOP + self.inner_h * (1.0 - min(max(position, 0.0), 1.0))
+        """Where y is drawn: exact zeros below a log axis in their band, the rest inside."""
+        if self.log_y and y <= 0.0:
+            return self.bottom - ZERO_BAND / 2
+        where = math.log10 if self.log_y else float
+        position = (where(y) - where(self.low)) / (where(self.high) - where(self.low))
+        return self.floor - PAD - (self.floor - TOP - 2 * PAD) * min(max(position, 0.0), 1.0)
 
 
-def chart_frame(series, log_y, y_range, limits, x_labels, width):
+def chart_frame(series, log_y, y_range, limits, x_labels, width, whole=False):
     """The frame holding every drawable y and each limit (a decade past it on a log axis)."""
     ys = [y for _, line, _ in series for _, y in line if drawable(y, log_y)]
-    for value, beyond in limits:
+    for value, beyond, _ in limits:
         ys.append(value * 10.0 if log_y and beyond == "above" else value / 10.0 if log_y else value)
     low, high = y_range or (min(ys, default=1.0), max(ys, default=1.0))
     low, high = (min(low, 0.0), max(high, 1e-12)) if not log_y else (low, max(high, low * 1.01))
-    low, high, y_ticks = axis(low, high, log_y)
+    low, high, y_ticks = axis(low, high, log_y, whole)
+    zeros = log_y and any(y == 0.0 for _, line, _ in series for _, y in line)
     xs = [x for _, line, _ in series for x, _ in line] or [1.0]
-    x_low, x_high = (
-        (-0.5, len(x_labels) - 0.5) if x_labels else (min(xs), max(max(xs), min(xs) + 1))
-    )
-    return Frame(width, x_low, x_high, low, high, y_ticks, log_y)
+    x_low, x_high = min(xs), max(max(xs), min(xs) + 1)
+    if x_labels:
+        x_low, x_high = -0.5, len(x_labels) - 0.5
+    return Frame(width, x_low, x_high, low, high, y_ticks, log_y, zeros)
 
 
 def axes(frame, x_labels, x_label, y_label):
-    """Grid lines and tick labels, the two axes and their names."""
+    """Grid lines and tick labels (0 for the band of zeros), the axes and their names."""
     parts = []
-    for tick in frame.y_ticks:
-        parts += [
-            segment(LEFT, frame.y(tick), LEFT + frame.inner_w, frame.y(tick), "#ddd", ""),
-            text(LEFT - 4, frame.y(tick) + 4, f"{tick:g}", anchor="end"),
-        ]
-    positions = (
-        list(range(len(x_labels))) if x_labels else axis(frame.x_low, frame.x_high, False)[2]
-    )
-    names = x_labels or [f"{position:g}" for position in positions]
-    # As many labels as fit side by side (~6 px a character at this size).
-    step = math.ceil(len(positions) * (max(map(len, names)) + 2) * 6 / frame.inner_w)
+    ticks = [(tick, f"{tick:g}") for tick in frame.y_ticks] + ([(0.0, "0")] if frame.zeros else [])
+    for tick, name in ticks:
+        y = frame.y(tick)
+        parts.append(segment(LEFT, y, LEFT + frame.inner_w, y, "#e4e4e4", ""))
+        parts.append(text(LEFT - 4, y + 4, name, "end"))
+    if frame.zeros:  # the band's top edge, broken: zero is not on the log scale
+        parts.append(segment(LEFT, frame.floor, LEFT + frame.inner_w, frame.floor, "#444", "3 3"))
+    whole = not x_labels and frame.x_high - frame.x_low >= 1
+    positions = list(range(len(x_labels or ())))
+    if not x_labels:
+        positions = axis(frame.x_low, frame.x_high, False, whole)[2]
+    names = [name.split(" ", 1) for name in x_labels or [f"{p:g}" for p in positions]]
+    # As many labels as fit side by side (~6 px a character at this size), two words
+    # in two lines.
+    widest = max(len(word) for name in names for word in name)
+    step = math.ceil(len(positions) * (widest + 2) * 6 / frame.inner_w)
     for position, name in list(zip(positions, names))[::step]:
         if frame.x_low <= position <= frame.x_high:
-            parts.append(text(frame.x(position), TOP + frame.inner_h + 14, name))
-    bottom, right = TOP + frame.inner_h, LEFT + frame.inner_w
+            parts += [text(frame.x(position), frame.bottom + 14 + 11 * k, word)
+                      for k, word in enumerate(name)]  # fmt: skip
     return [
         *parts,
-        segment(LEFT, TOP, LEFT, bottom, "#444", ""),
-        segment(LEFT, bottom, right, bottom, "#444", ""),
-        text(LEFT + frame.inner_w / 2, bottom + 30, x_label),
-        text(14, TOP + frame.inner_h / 2, y_label, rotate=True),
+        f'<rect x="{LEFT}" y="{TOP}" width="{frame.inner_w}" height="{frame.bottom - TOP}" '
+        'fill="none" stroke="#444"/>',
+        text(LEFT + frame.inner_w / 2, frame.bottom + (38 if x_labels else 30), x_label),
+        text(14, (TOP + frame.bottom) / 2, y_label, rotate=True),
     ]
 
 
-def drawn_series(frame, index, name, line, marker):
-    """One series in its colour and dash, its values in a <title>, and its legend entry."""
+def drawn_series(frame, index, name, line, marker, shown):
+    """One series in its colour and dash, with every value in its <title>."""
     colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
-    shown = [(frame.x(x), frame.y(y)) for x, y in line if drawable(y, frame.log_y) or y == 0.0]
-    left_out = len(line) - len(shown)
-    zeros = sum(1 for _, y in line if frame.log_y and y == 0.0)
-    note = f"; {zeros} zeros sit on the x axis" if zeros else ""
-    note += f"; {left_out} NaN or inf not drawn" if left_out else ""
-    values = ", ".join(f"{x:g}: {y!r}" for x, y in line)
+    points = [(frame.x(x), frame.y(y)) for x, y in line if drawable(y, frame.log_y) or y == 0.0]
+    left_out = len(line) - len(points)
+    note = f" ({left_out} NaN or inf, not drawn)" if left_out else ""
+    values = ", ".join(f"{x:g}: {shown(y)}" for x, y in line)
     parts = [f"<g><title>{escape(f'{name}{note}: {values}')}</title>"]
-    if marker == "line" and len(shown) > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in shown)
+    if marker == "line" and len(points) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(
             f'<polyline points="{path}" fill="none" stroke="{colour}" '
-            f'stroke-width="1.6" stroke-dasharray="{dash}"/>'
+            f'stroke-width="1.8" stroke-dasharray="{dash}"/>'
         )
     elif marker == "bar":
-        parts += [segment(x - 12, y, x + 12, y, colour, "", 3) for x, y in shown]
+        parts += [segment(x - 12, y, x + 12, y, colour, "", 3) for x, y in points]
     else:
-        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in shown]
-    parts.append("</g>")
-    row, column = divmod(index, 4)
-    x, y = LEFT + column * (frame.inner_w / 4), TOP + frame.inner_h + 46 + 12 * row
-    return [
-        *parts,
-        segment(x, y - 4, x + 14, y - 4, colour, dash, 2.5),
-        text(x + 17, y, name, anchor="start", size=10),
-    ]
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in points]
+    return [*parts, "</g>"]
+
+
+def legend_parts(frame, entries):
+    """The legend below the x axis, as many entries a row as fit: each series' own mark."""
+    parts, longest = [], max((len(name) for name, *_ in entries), default=0)
+    columns = 4 if longest <= 10 else 2 if longest <= 24 else 1
+    for number, (name, index, marker) in enumerate(entries):
+        row, column = divmod(number, columns)
+        x, y = LEFT + column * (frame.inner_w / columns), frame.bottom + 50 + 13 * row
+        if marker == "region":
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="14" height="10" fill="{TINT}" '
+                f'stroke="{LIMIT}" stroke-dasharray="1 3"/>'
+            )
+        elif marker == "dot":
+            colour = PALETTE[index % len(PALETTE)]
+            parts.append(f'<circle cx="{x + 7:.1f}" cy="{y - 4:.1f}" r="2.5" fill="{colour}"/>')
+        else:
+            colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+            dash = "" if marker == "bar" else dash
+            parts.append(segment(x, y - 4, x + 14, y - 4, colour, dash, 2.5))
+        parts.append(text(x + 17, y, name, anchor="start", size=10))
+    return parts
 
 
 def svg_open(width, height, title):
@@ -1944,34 +2051,78 @@ def segment(x1, y1, x2, y2, colour, dash, width=1.0):
     )
 
 
-def text(x, y, words, anchor="middle", size=11, weight="normal", rotate=False):
+def text(x, y, words, anchor="middle", size=11, weight="normal", rotate=False, fill="#222"):
     turn = f' transform="rotate(-90 {x:.1f} {y:.1f})"' if rotate else ""
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
-        f'font-weight="{weight}"{turn}>{escape(words)}</text>'
+        f'font-weight="{weight}" fill="{fill}"{turn}>{escape(words)}</text>'
     )
 
 
-def heatmap(title, row_labels, shares):
-    """Shares from 0 to 1 as cells, darker = larger: a row per label, a column per epoch."""
-    columns = len(shares[0]) if shares else 1
-    cell_w, cell_h = (WIDTH - LEFT - RIGHT) / columns, 14
-    height = TOP + cell_h * len(row_labels) + 36
-    parts = [svg_open(WIDTH, height, title)]
-    for row, (label, cells) in enumerate(zip(row_labels, shares)):
-        y = TOP + row * cell_h
-        parts.append(text(LEFT - 4, y + 11, label, anchor="end", size=10))
-        for column, share in enumerate(cells):
-            parts.append(
-                f'<rect x="{LEFT + column * cell_w:.1f}" y="{y:.1f}" width="{cell_w:.1f}" '
-                f'height="{cell_h}" fill="#0072B2" fill-opacity="{share**0.5:.3f}" stroke="#eee">'
-                f"<title>{escape(label)}, epoch {column + 1}: {share!r}</title></rect>"
-            )
+def heatmap(title, row_labels, cells, key):
+    """Cells in rows (the first on top), a column per epoch, each a (colour, its <title>);
+    key: (colour, what it means) swatches under the map."""
+    columns = max(map(len, cells), default=1)
+    cell_w, cell_h = (WIDTH - LEFT - RIGHT) / columns, min(14, 220 / max(len(row_labels), 1))
     bottom = TOP + cell_h * len(row_labels)
-    middle = LEFT + (WIDTH - LEFT - RIGHT) / 2
-    parts.append(text(middle, bottom + 14, f"epoch 1 to {columns}"))
-    parts.append(text(middle, bottom + 28, "darker = a larger share (square-root scale)", size=10))
+    parts = [svg_open(WIDTH, bottom + 34 + 13 * len(key), title)]
+    for row, (label, line) in enumerate(zip(row_labels, cells)):
+        y = TOP + row * cell_h
+        if len(row_labels) <= 16 or row % 2 == 0:
+            parts.append(text(LEFT - 4, y + cell_h - 3, label, anchor="end", size=10))
+        parts += [
+            f'<rect x="{LEFT + column * cell_w:.1f}" y="{y:.1f}" width="{cell_w:.1f}" '
+            f'height="{cell_h:.1f}" fill="{colour}" stroke="#fff" stroke-width="0.5">'
+            f"<title>{escape(f'{label}, epoch {column + 1}: {hover}')}</title></rect>"
+            for column, (colour, hover) in enumerate(line)
+        ]
+    parts.append(text(LEFT + (WIDTH - LEFT - RIGHT) / 2, bottom + 14, f"epoch 1 to {columns}"))
+    for row, (colour, meaning) in enumerate(key):
+        x, y = LEFT, bottom + 32 + 13 * row
+        parts.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="12" height="10" fill="{colour}"/>')
+        parts.append(text(x + 16, y, meaning, anchor="start", size=10))
     return "\n".join(parts) + "</svg>"
+
+
+def shade(share):
+    """A share from 0 to 1 as a blue, darker for more (on a square-root scale)."""
+    return f"#0072B2{round(255 * share**0.5):02x}" if share > 0 else "#ffffff"
+
+
+# How the page formats each reading in its hover text, as the text chart does.
+SHOWN = {
+    "loss": format_loss,
+    "activation_std": format_activation,
+    "gradient_std": "{:.2e}".format,
+    "gradient_max": "{:.2e}".format,
+    "dead_count": "{:.1%}".format,
+    "saturation_rate": "{:.1%}".format,
+    "update_ratio": "{:.2e}".format,
+}
+
+
+def reading_charts(dosing, reports, ranges=None):
+    """{key: chart} of the loss (with chance) and every reading of one run over the epochs,
+    a line per layer, the first sign marked with its warning. ranges: y ranges to share."""
+    ranges, first = ranges or {}, first_warned(reports)
+    marks = [(first["epoch"], f"first sign: {first['warnings'][0].kind}")] if first else []
+    losses = [("mean loss", [(r["epoch"], r["loss"]) for r in reports], "line")]
+    limits = chance_line(dosing.layer_widths[-1])
+    charts = {"loss": chart("loss, the temperature", "epoch", "cross-entropy (log)", losses, True,
+                            ranges.get("loss"), limits, marks, shown=format_loss)}  # fmt: skip
+    skip = ACTIVATIONS[dosing.activation].not_applicable
+    for key, title, y_label, log, limits, _ in TRENDS:
+        if key not in skip and key in reports[0]:  # the lesson's reports have six readings
+            marked = [(value, beyond, f"warns {beyond} {value:g}") for value, beyond in limits]
+            y_range = ranges.get(key, None if log else (0.0, 1.0))
+            charts[key] = chart(title, "epoch", y_label, layer_series(reports, key), log, y_range,
+                                marked, marks, shown=SHOWN[key])  # fmt: skip
+    return charts
+
+
+def chance_line(classes):
+    """The loss of a guess, ln(classes), as a line to draw on a loss chart."""
+    return [(math.log(classes), "line", f"chance, ln {classes} = {math.log(classes):.3f}")]
 
 
 def layer_series(reports, key):
@@ -1983,108 +2134,250 @@ def layer_series(reports, key):
     ]
 
 
-def loss_series(reports):
-    return [("mean loss", [(report["epoch"], report["loss"]) for report in reports], "line")]
+def depth_chart(reports, key):
+    """A reading against depth, at the first sign and at the end: a slope shows a disease
+    that grows or shrinks on its way through the layers."""
+    _, title, y_label, log, limits, _ = next(row for row in TRENDS if row[0] == key)
+    first, last = first_warned(reports), reports[-1]
+    chosen = [(f"epoch {first['epoch']}, first sign", first)] if first and first is not last else []
+    chosen.append((f"epoch {last['epoch']}, the end", last))
+    widths = last["layer_neuron_count"]
+    series = [
+        (name, [(layer, report[key][layer - 1] / (widths[layer - 1] if key == "dead_count" else 1))
+                for layer in range(1, len(widths) + 1)], "line")
+        for name, report in chosen
+    ]  # fmt: skip
+    marked = [(value, beyond, f"warns {beyond} {value:g}") for value, beyond in limits]
+    return chart(f"{title} by depth", "hidden layer", y_label, series, log,
+                 None if log else (0.0, 1.0), marked, shown=SHOWN[key])  # fmt: skip
 
 
-def y_range(series_groups, log):
-    """One y range for charts drawn side by side on the same axes."""
-    ys = [y for group in series_groups for _, line, _ in group for _, y in line if drawable(y, log)]
-    return (min(ys), max(ys)) if ys else None
+def firing_maps(dosing, reports):
+    """Per hidden layer, each neuron's share of the samples it worked for, epoch by
+    epoch; a neuron that never did in an epoch is drawn in NEVER's colour."""
+    if "firing_share" not in reports[0]:
+        return []
+    relu = dosing.activation != "tanh"
+    worked = "fired (above 0)" if relu else "worked (|pre| <= 6)"
+    never = "never fired" if relu else "always saturated"
+    maps = []
+    for layer in range(len(reports[0]["firing_share"])):
+        neurons = range(len(reports[0]["firing_share"][layer]))
+        cells = [
+            [(NEVER if r["firing_share"][layer][n] == 0 else shade(r["firing_share"][layer][n]),
+              f"{worked} for {r['firing_share'][layer][n]:.0%} of the samples") for r in reports]
+            for n in neurons
+        ]  # fmt: skip
+        key = [("#0072B2", f"{worked}: darker, more samples"), (NEVER, never)]
+        maps.append(heatmap(f"layer {layer + 1}: each neuron, epoch by epoch",
+                            [f"n{n + 1}" for n in neurons], cells, key))  # fmt: skip
+    return maps
 
 
-def run_charts(dosing, reports, ranges=None):
-    """The loss (first sign marked) and every reading of one run, a line per layer."""
-    ranges, first = ranges or {}, first_warned(reports)
-    marks = [(first["epoch"], "first sign")] if first else []
-    y_label = "cross-entropy (log)"
-    charts = [
-        chart("loss", "epoch", y_label, loss_series(reports), True, ranges.get("loss"), (), marks)
-    ]
-    skip = ACTIVATIONS[dosing.activation].not_applicable
-    for key, title, y_label, log, limits, _ in TRENDS:
-        if key not in skip and key in reports[0]:  # the lesson's reports have six readings
-            series = layer_series(reports, key)
-            charts.append(
-                chart(title, "epoch", y_label, series, log, ranges.get(key), limits, marks)
-            )
-    return charts
+def warning_timeline(reports):
+    """Per layer and epoch, the first kind of warning it gave (hover: every warning)."""
+    layers = range(1, len(reports[0]["activation_std"]) + 1)
+    cells = []
+    for layer in layers:
+        row = []
+        for report in reports:
+            given = [w for w in report["warnings"] if w.layer == layer]
+            hover = "; ".join(w.text for w in given) or "no warning"
+            row.append((KIND_COLOURS[given[0].kind] if given else "#f4f4f4", hover))
+        cells.append(row)
+    shown = {colour for row in cells for colour, _ in row}
+    key = [(KIND_COLOURS[kind], kind) for kind in WARNING_KINDS if KIND_COLOURS[kind] in shown]
+    names = [f"layer {layer}" for layer in layers]
+    return heatmap("warnings: which layer, which epoch", names, cells, key or [("#f4f4f4", "none")])
 
 
-def distribution_chart(title, histograms, labels):
+def zero_gradient_chart(reports):
+    """Each layer's share of exactly-zero gradients over time: a dead or cut-off layer."""
+    series = [
+        (f"layer {layer + 1}", [(r["epoch"], bucket_shares(r["gradient_histogram"][layer])[0])
+                                for r in reports], "line")
+        for layer in range(len(reports[0]["gradient_histogram"]))
+    ]  # fmt: skip
+    return chart("share of gradients exactly 0", "epoch", "share of dLoss/d(pre)", series,
+                 y_range=(0.0, 1.0), shown="{:.1%}".format)  # fmt: skip
+
+
+def distribution_chart(title, histograms, labels, marks=()):
     """One curve per layer over its histogram's buckets (Glorot and Bengio's Fig. 6)."""
     curves = [(f"layer {layer + 1}", list(enumerate(bucket_shares(counts))), "line")
               for layer, counts in enumerate(histograms)]  # fmt: skip
-    return chart(title, "bucket, up to", "share of the values", curves, x_labels=labels)
+    return chart(title, "bucket, up to", "share of the values", curves, y_range=(0.0, 1.0),
+                 marks=marks, x_labels=labels, shown="{:.1%}".format)  # fmt: skip
+
+
+def distributions_then_and_now(reports, key, labels, what, marks=()):
+    """A histogram reading's distribution, a curve per layer, at the first sign and the end."""
+    if key not in reports[0]:
+        return ""
+    first, last = first_warned(reports), reports[-1]
+    chosen = [first, last] if first and first is not last else [last]
+    return "".join(
+        distribution_chart(f"epoch {report['epoch']}: {what}", report[key], labels, marks)
+        for report in chosen
+    )
+
+
+# The chart that shows each disease best, by the kind of the first warning: it
+# leads its patient's section, under the verdict.
+LEADS = {
+    "dead neurons": "firing",
+    "vanishing gradients": "gradient_std by depth",
+    "exploding gradients": "gradient_std by depth",
+    "saturation": "activations",
+    "signal collapse": "activation_std by depth",
+    "non-finite values": "loss",
+    "update too large": "update_ratio",
+    "update too small": "update_ratio",
+}
+
+
+def examination_charts(dosing, reports):
+    """Every chart of an examination, the one that shows its disease best first."""
+    first, last = first_warned(reports), reports[-1]
+    charts = reading_charts(dosing, reports)
+    charts["timeline"] = warning_timeline(reports)
+    for key in (key for key in DEPTH_KEYS if key in last):
+        charts[f"{key} by depth"] = depth_chart(reports, key)
+    charts["firing"] = "".join(firing_maps(dosing, reports))
+    labels = ACTIVATIONS[dosing.activation].labels
+    charts["activations"] = distributions_then_and_now(reports, "histogram", labels, "activations")
+    # The flat shoulders start at +-SATURATION_LIMIT: between the buckets either side.
+    shoulders = [(i + 0.5, f"{edge:+g}") for i, edge in enumerate(PRE_EDGES)
+                 if abs(edge) == SATURATION_LIMIT]  # fmt: skip
+    charts["pre-activations"] = distributions_then_and_now(
+        reports, "pre_histogram", PRE_LABELS, "pre-activations", shoulders
+    )
+    if "gradient_histogram" in last:
+        charts["zero gradients"] = zero_gradient_chart(reports)
+        charts["gradients"] = distributions_then_and_now(
+            reports, "gradient_histogram", GRADIENT_LABELS, "|dLoss/d(pre)|"
+        )
+    lead = LEADS.get(first["warnings"][0].kind) if first else "loss"
+    lead = lead if charts.get(lead) else "loss"
+    return [charts[lead], *(chart for key, chart in charts.items() if chart and key != lead)]
+
+
+DEPTH_KEYS = ("gradient_std", "activation_std", "update_ratio")
 
 
 def examination_section(dosing, reports):
-    """An examination: dosing, verdict, first sign, readings and histograms."""
+    """An examination: dosing, verdict, first sign, then its charts, the telling one first."""
     first, last = first_warned(reports), reports[-1]
-    labels = ACTIVATIONS[dosing.activation].labels
-    charts = run_charts(dosing, reports)
-    for layer in range(len(last["histogram"])):
-        shares = [[bucket_shares(r["histogram"][layer])[bucket] for r in reports]
-                  for bucket in reversed(range(len(labels)))]  # fmt: skip
-        charts.append(heatmap(f"layer {layer + 1}: activations over time", labels[::-1], shares))
-    charts.append(
-        distribution_chart(f"epoch {last['epoch']}: activations", last["histogram"], labels)
-    )
-    if "gradient_histogram" in last:
-        gradients = f"epoch {last['epoch']}: |dLoss/d(pre)|"
-        charts.append(distribution_chart(gradients, last["gradient_histogram"], GRADIENT_LABELS))
+    lead, *charts = examination_charts(dosing, reports)
     signs = "".join(f"<li>{escape(warning.text)}</li>" for warning in (first or last)["warnings"])
     return (
         f"<section><h2>{escape(dosing.label)}</h2><p>{escape(describe_dosing(dosing))}</p>"
-        f"<p>{escape(verdict(reports))}</p>"
+        f"<p><b>{escape(verdict(reports))}</b></p>"
         + (f"<h3>first sign, epoch {first['epoch']}</h3><ul>{signs}</ul>" if first else "")
-        + f'<div class="charts">{"".join(charts)}</div></section>'
+        + f'<div class="charts"><div class="lead">{lead}</div>{"".join(charts)}</div></section>'
     )
+
+
+# The reading's worst layer, for comparing patients: the farthest past its warning
+# limits (on a log scale: a 0 is infinitely far), or the largest share.
+def worst_layer(values, log, limits):
+    """The worst of a reading's per-layer values (NaN if it has none)."""
+    values = [value for value in values if not math.isnan(value)]
+    if not values or not log:
+        return max(values, default=math.nan)
+
+    def distance(value):
+        if value <= 0.0:
+            return math.inf
+        return max(math.log10(limit / value if beyond == "below" else value / limit)
+                   for limit, beyond in limits) if limits else math.log10(value)  # fmt: skip
+
+    return max(values, key=distance)
+
+
+def comparison_section(runs):
+    """Several patients side by side: the loss (with chance), and each reading's worst
+    layer per patient, on shared axes."""
+    limits = chance_line(runs[0][0].layer_widths[-1])
+    series = [(d.patient, [(r["epoch"], r["loss"]) for r in rs], "line") for d, rs in runs]
+    charts = [chart("loss, the temperature", "epoch", "cross-entropy (log)", series, True,
+                    limits=limits, shown=format_loss)]  # fmt: skip
+    for key, title, y_label, log, limits, _ in TRENDS:
+        series = [
+            (d.patient, [(r["epoch"], worst_layer(shares(r, key), log, limits)) for r in reports],
+             "line")
+            for d, reports in runs if key in reports[0]
+        ]  # fmt: skip
+        marked = [(value, beyond, f"warns {beyond} {value:g}") for value, beyond in limits]
+        charts.append(chart(f"{title}, the worst layer", "epoch", y_label, series, log,
+                            None if log else (0.0, 1.0), marked, shown=SHOWN[key]))  # fmt: skip
+    names = ", ".join(dosing.label for dosing, _ in runs)
+    return (
+        f"<section><h2>Side by side: {escape(names)}</h2><p>Each reading's worst layer: the "
+        "farthest past its warning limits (a share: the largest).</p>"
+        f'<div class="charts">{"".join(charts)}</div></section>'
+    )
+
+
+def shares(report, key):
+    """A report's reading per layer, a dead count as a share of the layer."""
+    widths = report["layer_neuron_count"]
+    return [v / w for v, w in zip(report[key], widths)] if key == "dead_count" else report[key]
 
 
 def treatment_section(rounds):
-    """The outcome, then every round side by side on the same axes."""
-    ranges = {"loss": y_range([loss_series(round_.reports) for round_ in rounds], True)}
-    for key, _, _, log, _, _ in TRENDS:
-        ranges[key] = y_range([layer_series(round_.reports, key) for round_ in rounds], log)
-    kept, columns = kept_round(rounds), []
+    """The outcome, the loss and first sign of every round, then each round: its
+    treatments and why, and its charts on axes of its own."""
+    kept = kept_round(rounds)
+    losses = [(f"round {n}", [(r["epoch"], r["loss"]) for r in round_.reports], "line")
+              for n, round_ in enumerate(rounds)]  # fmt: skip
+    limits = chance_line(rounds[0].dosing.layer_widths[-1])
+    story = chart("loss, round by round", "epoch", "cross-entropy (log)", losses, True,
+                  limits=limits, shown=format_loss)  # fmt: skip
+    blocks = []
     for number, round_ in enumerate(rounds):
-        given = ", ".join(round_.treatments) or "untreated"
         state = " (withdrawn)" if round_.withdrawn else " (kept)" if round_ is kept else ""
-        charts = "".join(run_charts(round_.dosing, round_.reports, ranges))
-        heading = f"round {number}: {escape(given)}{state}"
-        columns.append(f'<div class="round"><h3>{heading}</h3>{charts}</div>')
+        given = "".join(f"<li>{escape(f'{t.name}: {t.reason}')}</li>" for t in round_.prescription)
+        first = first_warned(round_.reports)
+        sign = "no warning"
+        if first:
+            sign = f"first sign at epoch {first['epoch']}: {first_of(first['warnings'])}"
+        lead, *_ = examination_charts(round_.dosing, round_.reports)
+        over_time = reading_charts(round_.dosing, round_.reports).values()
+        charts = [lead, *(chart for chart in over_time if chart != lead)]
+        blocks.append(
+            f"<h3>round {number}: {escape(', '.join(round_.treatments) or 'untreated')}{state}</h3>"
+            + (f"<ul>{given}</ul>" if given else "")
+            + f"<p>{escape(sign)}</p>"
+            + f'<div class="charts">{"".join(charts)}</div>'
+        )
     return (
         f"<section><h2>{escape(rounds[0].dosing.label)}</h2>"
         f"<p><b>{escape(outcome(rounds, kept))}</b></p>"
-        f'<div class="charts">{"".join(columns)}</div></section>'
+        f'<div class="charts">{story}</div>{"".join(blocks)}</section>'
     )
 
 
-SHORT_KINDS = dict(zip(WARNING_KINDS, ["dead", "vanishing", "exploding", "saturation"]))
-SHORT_KINDS.update({"signal collapse": "collapse", "non-finite values": "NaN/inf"})
-SHORT_KINDS.update({"update too large": "big steps", "update too small": "tiny steps"})
-
-
 def seeds_section(dosing, results):
-    """Each seed pair's first epoch of each warning and final loss, medians marked."""
-    kinds = [kind for kind in WARNING_KINDS if any(kind in first for first, _ in results)]
+    """Each seed pair's first epoch of each warning and its final loss, medians marked."""
+    kinds = [kind for kind in WARNING_KINDS if any(kind in first for first, *_ in results)]
     # Each seed pair a little to the right of the last, so that equal epochs stay visible.
-    shifted = [(first, k * 0.5 / len(results) - 0.25) for k, (first, _) in enumerate(results)]
+    shifted = [(first, k * 0.5 / len(results) - 0.25) for k, (first, *_) in enumerate(results)]
     dots = [(i + shift, first[kind]) for first, shift in shifted
             for i, kind in enumerate(kinds) if kind in first]  # fmt: skip
-    medians = [(i, statistics.median([first[kind] for first, _ in results if kind in first]))
+    medians = [(i, statistics.median([first[kind] for first, *_ in results if kind in first]))
                for i, kind in enumerate(kinds)]  # fmt: skip
-    epochs = [("one dot per seed pair", dots, "dot"), ("median", medians, "bar")]
-    losses = [loss for _, loss in results]
+    epochs = [("a seed pair", dots, "dot"), ("median", medians, "bar")]
+    losses = [loss for _, loss, *_ in results]
     median = statistics.median([loss for loss in losses if not math.isnan(loss)] or [math.nan])
-    final = [("final loss", list(enumerate(losses)), "dot")]
+    final = [("a seed pair", list(enumerate(losses)), "dot")]
     final.append(("median", [(0, median), (len(losses) - 1, median)], "line"))
-    names = [SHORT_KINDS[kind] for kind in kinds]
+    limits = chance_line(dosing.layer_widths[-1])
     charts = [chart("first epoch of each warning", "kind of warning", "epoch", epochs,
-                    x_labels=names, width=2 * WIDTH)] if kinds else []  # fmt: skip
+                    x_labels=kinds, width=2 * WIDTH, shown="{:g}".format, whole=True)]  # fmt: skip
+    charts = charts if kinds else []
     charts.append(chart("final loss of each seed pair", "seed pair k", "cross-entropy (log)",
-                        final, True))  # fmt: skip
+                        final, True, limits=limits, shown=format_loss))  # fmt: skip
     summary = "\n".join(seed_summary(dosing, results))
     return (
         f"<section><h2>{escape(dosing.label)}: {len(results)} seed pairs</h2>"
@@ -2093,18 +2386,26 @@ def seeds_section(dosing, results):
 
 
 def experiment_section(measured):
-    """Each init's per-layer std beside theory, its distributions, and the losses."""
+    """Each init's per-layer std beside the one-layer theory (and, over several
+    networks, their spread and the paper's chain), its distributions, and the losses."""
     experiment, charts = EXPERIMENTS[measured["name"]], []
     for init, (report, pre_stds, predicted_pre, predicted_grad) in measured["at_init"].items():
         layers = range(1, len(pre_stds) + 1)
-        stds = (("pre-activation", pre_stds, predicted_pre),
-                ("gradient", report["gradient_std"], predicted_grad))  # fmt: skip
-        for what, measured_stds, theory in stds:
-            lines = [("measured", list(zip(layers, measured_stds)), "line"),
-                     ("theory", list(zip(layers, theory)), "line")]  # fmt: skip
-            charts.append(
-                chart(f"{init} init: {what} std", "hidden layer", "std (log)", lines, True)
-            )
+        lines = [("measured", list(zip(layers, pre_stds)), "line"),
+                 ("one-layer theory", list(zip(layers, predicted_pre)), "line")]  # fmt: skip
+        if experiment.networks > 1:
+            networks = measured["over_networks"][init]
+            dots = [point for stds in networks.stds for point in zip(layers, stds)]
+            lines.append((f"{experiment.networks} networks", dots, "dot"))
+            pooled = f"{experiment.networks} networks' mean variance"
+            lines.append((pooled, list(zip(layers, networks.pooled)), "line"))
+            lines.append(("paper's claim", list(zip(layers, networks.chain)), "line"))
+        charts.append(chart(f"{init} init: pre-activation std", "hidden layer", "std (log)", lines,
+                            True, shown="{:.3g}".format))  # fmt: skip
+        lines = [("measured", list(zip(layers, report["gradient_std"])), "line"),
+                 ("one-layer theory", list(zip(layers, predicted_grad)), "line")]  # fmt: skip
+        charts.append(chart(f"{init} init: gradient std", "hidden layer", "std (log)", lines, True,
+                            shown="{:.3g}".format))  # fmt: skip
         if len(layers) <= 8:  # one curve per layer: readable for a few layers only
             labels = ACTIVATIONS[experiment.activation].labels
             title = f"{init} init at initialization"
@@ -2112,9 +2413,12 @@ def experiment_section(measured):
             gradients = report["gradient_histogram"]
             charts.append(distribution_chart(f"{title}: |gradients|", gradients, GRADIENT_LABELS))
     if measured["losses"]:
+        widths = experiment.layer_widths
+        chance = chance_line(widths[-1])
         lines = [(f"{init} init", list(enumerate(losses, 1)), "line")
                  for init, losses in measured["losses"].items()]  # fmt: skip
-        charts.append(chart("training loss", "epoch", "cross-entropy (log)", lines, True))
+        charts.append(chart("training loss", "epoch", "cross-entropy (log)", lines, True,
+                            limits=chance, shown=format_loss))  # fmt: skip
     return (
         f"<section><h2>{escape(experiment.title)}</h2>"
         f"<p>{escape(experiment_finding(experiment, measured))}</p>"
@@ -2344,13 +2648,13 @@ def run_lesson(args):
     size = {key: value for key, value in size.items() if value is not None}
     if size.get("sample_count", 4) < 4:
         args.parser.error("argument --samples: give at least one sample per class (4)")
-    records, sections = [], []
+    records, runs = [], []
     for name, reports in zip(("healthy", "sick"), main(**size)):  # as main()'s labels say
         for report in reports:
             report["warnings"], report["calm"] = flag_issues(report), []
         records += json_records(patient(name, **size), reports)
-        sections.append(examination_section(patient(name, **size), reports))
-    return records, sections
+        runs.append((patient(name, **size), reports))
+    return records, page_sections(runs)
 
 
 def run_patients(args):
@@ -2360,14 +2664,20 @@ def run_patients(args):
 
 
 def run_examine(args):
-    records, sections = [], []
+    records, runs = [], []
     for dosing in dosings(args, ["healthy", "sick"]):
         reports = examine(dosing, samples_for(dosing), args.halt_on_warning)
         halted = args.halt_on_warning and bool(reports[-1]["warnings"])
         print_examination(dosing, reports, args.report_every or REPORT_EVERY, halted)
         records += json_records(dosing, reports)
-        sections.append(examination_section(dosing, reports))
-    return records, sections
+        runs.append((dosing, reports))
+    return records, page_sections(runs)
+
+
+def page_sections(runs):
+    """Each examined run's section, after a comparison when there are several."""
+    sections = [examination_section(dosing, reports) for dosing, reports in runs]
+    return [comparison_section(runs), *sections] if len(runs) > 1 else sections
 
 
 def run_treat(args):

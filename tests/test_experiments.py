@@ -26,18 +26,19 @@ def measured_at_init(name, init_mode, k):
 
 
 def misses(values, predictions):
-    """How far each value is from its prediction, as a factor >= 1."""
-    return [math.exp(abs(math.log(v / p))) for v, p in zip(values, predictions)]
+    """How far each prediction misses its value, as a share of the value."""
+    return [abs(p / v - 1.0) for v, p in zip(values, predictions)]
 
 
-# The variance law holds in expectation over the random weights. One network
-# of finite width draws each layer's fan_in x fan_out weights once, so a
-# layer's variance gain misses its expectation by about sqrt(2 / width) (25%
-# at width 32, 35% at 16: 12-18% on a std), and the samples share that draw.
-# Over 3 seed pairs and every layer, the largest miss stays under these
-# factors, and the median under TYPICAL_MISS.
-LARGEST_MISS = {"glorot-bengio": 1.7, "he": 3.0}
-TYPICAL_MISS = 1.3
+# The one-layer relation, fed each layer's measured input, holds for any one
+# network up to the draw of that layer's weights: about sqrt(2 / width) on a
+# variance (25% at width 32, 35% at 16), half that on a std. The bounds below
+# hold on seed pairs 0-9 (the default run is pair 0): Glorot and Bengio's
+# network misses by at most 10.8% forward (6.6% on the default seeds), with a
+# median of at most 8.2% backward; the He network's median layer by at most
+# 16.2% forward and 17.5% backward.
+GLOROT_BENGIO_FORWARD, GLOROT_BENGIO_BACKWARD_MEDIAN = 0.12, 0.10
+HE_MEDIAN = 0.20
 
 
 @pytest.fixture(scope="module")
@@ -83,32 +84,40 @@ def he(he_started):
 
 
 @pytest.mark.parametrize("init_mode", main.EXPERIMENTS["he"].inits)
-def test_the_he_experiment_follows_the_variance_law_layer_by_layer(init_mode):
+def test_the_he_experiment_follows_the_one_layer_relation_at_the_median_layer(init_mode):
     for k in SEED_PAIRS:
         report, pre_stds, predicted_pre, predicted_grad = measured_at_init("he", init_mode, k)
-        forward = misses(pre_stds, predicted_pre)
-        backward = misses(report["gradient_std"], predicted_grad)
-        for found in (forward, backward):
-            assert max(found) < LARGEST_MISS["he"]
-            assert sorted(found)[len(found) // 2] < TYPICAL_MISS
+        for found in (
+            misses(pre_stds, predicted_pre),
+            misses(report["gradient_std"], predicted_grad),
+        ):
+            assert sorted(found)[len(found) // 2] < HE_MEDIAN
 
 
-def test_glorot_bengio_standard_init_follows_the_linear_regime_law():
+@pytest.mark.parametrize("init_mode", main.EXPERIMENTS["glorot-bengio"].inits)
+def test_glorot_bengio_follows_the_one_layer_relation_at_every_layer(init_mode):
+    # tanh bends, and the relation takes that in: it is fed the bent activation below.
     for k in SEED_PAIRS:
         report, pre_stds, predicted_pre, predicted_grad = measured_at_init(
-            "glorot-bengio", "standard", k
+            "glorot-bengio", init_mode, k
         )
-        assert max(misses(pre_stds, predicted_pre)) < LARGEST_MISS["glorot-bengio"]
-        assert max(misses(report["gradient_std"], predicted_grad)) < LARGEST_MISS["glorot-bengio"]
+        assert max(misses(pre_stds, predicted_pre)) < GLOROT_BENGIO_FORWARD
+        backward = sorted(misses(report["gradient_std"], predicted_grad))
+        assert backward[len(backward) // 2] < GLOROT_BENGIO_BACKWARD_MEDIAN
 
 
-def test_where_tanh_bends_the_signal_falls_below_the_linear_regime_law():
-    # Xavier keeps the pre-activations wide enough for tanh to bend, and
-    # |tanh(z)| <= |z| passes on less than the linear regime says.
-    for k in SEED_PAIRS:
-        _, pre_stds, predicted_pre, _ = measured_at_init("glorot-bengio", "xavier", k)
-        assert misses(pre_stds[:1], predicted_pre[:1])[0] < LARGEST_MISS["glorot-bengio"]
-        assert all(pre < theory for pre, theory in zip(pre_stds[1:], predicted_pre[1:]))
+def test_the_one_layer_relation_is_fed_the_mean_of_the_input_too():
+    # A layer whose input has a mean: E[x^2] = mean^2 + variance, not the variance alone.
+    experiment = main.EXPERIMENTS["he"]._replace(layer_widths=[2, 3, 2])
+    monitor = main.ExamMonitor([2, 3, 2])
+    monitor.grad_pre_per_layer = [[0.5, -0.5, 0.5]]
+    monitor.pre_activations_per_layer = [[1.0, -1.0, 2.0]]
+    monitor.post_activations_per_layer = [[1.0, 0.0, 2.0]]
+    forward, backward = main.predicted_stds(experiment, "kaiming", monitor, [3.0, 3.0], [1.0, 1.0])
+    # Var(W) = 2 / fan_in = 1, fan_in = 2, E[x^2] = 9: sqrt(18).
+    assert forward == [pytest.approx(math.sqrt(18.0))]
+    # fan_out 2, Var(W) = 2 / 3, E[g above^2] = 1, E[relu'^2] = 2/3: sqrt(8/9).
+    assert backward == [pytest.approx(math.sqrt(8.0 / 9.0))]
 
 
 def test_the_papers_findings_show_in_the_numbers(glorot_bengio, capsys):
@@ -157,13 +166,15 @@ def test_he_xavier_does_not_learn_and_kaiming_does(he, capsys):
     assert comparison.startswith(" against xavier: the activation std shrinks ")
 
 
-def test_he_averages_the_variance_over_networks_beside_theory_from_the_input(he):
-    averaged, from_input = he["over_networks"]["kaiming"]
-    assert len(averaged) == len(from_input) == 30
-    # Kaiming's factor is 1: theory from the input is the same at every layer.
-    assert max(from_input) == pytest.approx(min(from_input), rel=1e-12)
-    assert averaged[0] == pytest.approx(from_input[0], rel=0.1)  # layer 1: the law holds
-    # Xavier halves the variance at each ReLU layer, in theory and over networks.
-    averaged, from_input = he["over_networks"]["xavier"]
-    assert from_input[-1] / from_input[0] == pytest.approx(0.5**14.5, rel=1e-9)
-    assert averaged[-1] < 1e-3 * averaged[0]
+def test_he_pools_ten_networks_beside_the_papers_chain(he):
+    networks = he["over_networks"]["kaiming"]
+    assert len(networks.stds) == 10 and networks.stds[0] == he["at_init"]["kaiming"][1]
+    assert len(networks.pooled) == len(networks.one_layer) == len(networks.chain) == 30
+    # Kaiming's factor is 1: the paper's chain is the same at every layer.
+    assert max(networks.chain) == pytest.approx(min(networks.chain), rel=1e-12)
+    found = sorted(misses(networks.pooled, networks.one_layer))
+    assert found[len(found) // 2] < 0.10  # pooled, the relation holds closer (6% here)
+    # Xavier halves the variance at each ReLU layer, in the chain and over networks.
+    networks = he["over_networks"]["xavier"]
+    assert networks.chain[-1] / networks.chain[0] == pytest.approx(0.5**14.5, rel=1e-9)
+    assert networks.pooled[-1] < 1e-3 * networks.pooled[0]

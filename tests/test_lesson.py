@@ -179,8 +179,14 @@ def test_exam_monitor_adds_its_readings_to_the_lessons_on_a_handmade_epoch():
         "nonfinite_count",
         "sample_count",
         "update_ratio",
+        "firing_share",
+        "pre_histogram",
     ]
     assert {key: report[key] for key in LESSON_READINGS} == lesson.report()
+    # Neuron 1 never fired (pre -1, -8); neurons 2 and 3 fired in both samples.
+    assert report["firing_share"] == [[0.0, 1.0, 1.0]]
+    # Pre-activations -8; -1; 0.5 and 2; 4; 7 in buckets of 2 from -12 to 12 (and beyond).
+    assert report["pre_histogram"] == [[0, 0, 1, 0, 0, 0, 1, 2, 1, 0, 1, 0, 0, 0]]  # <= edge
     # |gradients| 0, 0.5, 1, 0, 0.25, 0.25: two exact zeros, 0.25 and 0.25 and
     # 0.5 in (0.1, 1], and 1 too (the buckets are "<= edge")
     assert report["gradient_histogram"] == [[2, *[0] * 10, 4, 0, 0]]

@@ -88,11 +88,11 @@ def treated_on():
 
 
 def test_the_seed_summary_counts_runs_and_takes_medians():
-    results = [
-        ({"dead neurons": 8}, 0.3),
-        ({"dead neurons": 20, "saturation": 5}, 0.9),
-        ({}, 0.5),  # it never warned
-        ({"dead neurons": 12}, math.nan),  # NaN has no place in an order
+    results = [  # (first epoch of each kind, final loss, the last hidden layer ended dead)
+        ({"dead neurons": 8}, 0.3, False),
+        ({"dead neurons": 20, "saturation": 5}, 0.9, True),
+        ({}, 0.5, False),  # it never warned
+        ({"dead neurons": 12}, math.nan, False),  # NaN has no place in an order
     ]
     assert main.seed_summary(dosed("dead"), results) == [
         "=== DEAD (lr=0.09) | 4 seed pairs: data seeds 7..10, network seeds 11..14 ===",
@@ -100,6 +100,7 @@ def test_the_seed_summary_counts_runs_and_takes_medians():
         "dead neurons        |   3/4 | 12",
         "saturation          |   1/4 | 5",
         "median final loss: 0.5000 (1 run ended with a NaN loss)",
+        "the last hidden layer dead at the end: 1 of 4",
         "no warning: 1 of 4 seed pairs",
     ]
 
@@ -219,6 +220,7 @@ def test_seeds_counts_what_separate_runs_give(default_runs, finished):
         for report in reports:
             for kind in kinds(report):
                 first.setdefault(kind, report["epoch"])
-        separate.append((first, reports[-1]["loss"]))
+        last = reports[-1]
+        separate.append((first, last["loss"], last["dead_count"][-1] == 16))
     assert results == separate
-    assert all("dead neurons" in first for first, _ in results)
+    assert all("dead neurons" in first for first, *_ in results)
