@@ -475,6 +475,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from functools import partial, reduce
 from html import escape
@@ -950,15 +951,35 @@ def one_decimal(warning, report):
     return warning._replace(text=warning.text.replace(f"{percent:.0f}%", f"{percent:.1f}%", 1))
 
 
-def examine(dosing, samples, halt_on_warning=False):
-    """Train under the ExamMonitor (to the first warning, halting); the reports with warnings."""
+def examine(dosing, samples, halt_on_warning=False, progress=None):
+    """Train under the ExamMonitor (to the first warning, halting); the reports with warnings.
+    progress, if given, is told each epoch's number."""
     reports = []
     for report in dosed_run(dosing, samples, ExamMonitor(dosing.layer_widths, dosing.activation)):
         report["warnings"], report["calm"] = examination_warnings(report)
         reports.append(report)
+        if progress:
+            progress(report["epoch"])
         if halt_on_warning and report["warnings"]:
             break
     return reports
+
+
+PROGRESS_AFTER = 2.0  # seconds: a run this long shows where it is, on a terminal
+
+
+def progress_line(what, total):
+    """A function that shows "what k of total" on stderr once a run has taken
+    PROGRESS_AFTER seconds, and clears it at the total; silent unless stderr is a terminal."""
+    start = time.monotonic()
+
+    def show(done):
+        if done == total:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+        elif time.monotonic() - start > PROGRESS_AFTER:
+            print(f"\r{what} {done} of {total}", end="", file=sys.stderr, flush=True)
+
+    return show if sys.stderr.isatty() else None
 
 
 def samples_for(dosing):
@@ -1537,7 +1558,7 @@ STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def on_every_core(function, items):
-    """[function(item) for item in items] on one worker process per core."""
+    """function(item) for each item, in order, computed on one worker process per core."""
     import multiprocessing  # here: only seeds needs it, and importing it costs every run ~1%
 
     # The workers are forked with the stops held, so that none can arrive
@@ -1545,7 +1566,7 @@ def on_every_core(function, items):
     with stops_held():
         pool = multiprocessing.Pool(initializer=leave_stops_to_the_parent)
     with pool:  # on the way out, even on a stop: terminate every worker and reap it
-        return pool.map(function, items, chunksize=1)
+        yield from pool.imap(function, items)
 
 
 def leave_stops_to_the_parent():
@@ -2666,7 +2687,10 @@ def run_patients(args):
 def run_examine(args):
     records, runs = [], []
     for dosing in dosings(args, ["healthy", "sick"]):
-        reports = examine(dosing, samples_for(dosing), args.halt_on_warning)
+        progress = progress_line(f"{dosing.patient}: epoch", dosing.epochs)
+        reports = examine(dosing, samples_for(dosing), args.halt_on_warning, progress)
+        if progress:  # a halted run ends early: clear its line
+            progress(dosing.epochs)
         halted = args.halt_on_warning and bool(reports[-1]["warnings"])
         print_examination(dosing, reports, args.report_every or REPORT_EVERY, halted)
         records += json_records(dosing, reports)
@@ -2695,7 +2719,17 @@ def run_treat(args):
 def run_seeds(args):
     sections = []
     for dosing in dosings(args, ["healthy", "sick"]):
-        results = on_every_core(first_signs, seed_pairs(dosing, args.pairs))
+        results, progress = [], progress_line(f"{dosing.patient}: seed pair", args.pairs)
+        try:
+            for result in on_every_core(first_signs, seed_pairs(dosing, args.pairs)):
+                results.append(result)
+                if progress:
+                    progress(len(results))
+        except KeyboardInterrupt:  # say what the pairs that finished found, then stop
+            if results:
+                stopped = f"(partial: stopped after {len(results)} of {args.pairs} seed pairs)"
+                print("\n".join([*seed_summary(dosing, results), stopped]) + "\n")
+            raise
         print("\n".join(seed_summary(dosing, results)) + "\n")
         sections.append(seeds_section(dosing, results))
     return [], sections
@@ -2749,7 +2783,8 @@ def run(argv):
         hold_stops()
         signum = interrupt.args[0] if interrupt.args else signal.SIGINT
         by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-        print(f"interrupted{by}: stopped.", file=sys.stderr)
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""  # over any progress line
+        print(f"{clear}interrupted{by}: stopped.", file=sys.stderr)
         return 128 + signum
     except BrokenPipeError:  # the reader left: go quietly, as Python's docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -96,7 +96,7 @@ def cure_rate(dose_seed, count):
     rng = random.Random(dose_seed)
     doses = [random_dose(rng, number) for number in range(count)]
     start = time.perf_counter()
-    results = main.on_every_core(treated, doses)
+    results = list(main.on_every_core(treated, doses))
     wall = time.perf_counter() - start
     sick = [result for result in results if result["sick"]]
     by_disease = Counter(result["disease"] for result in sick)

@@ -482,3 +482,29 @@ def test_ctrl_c_stops_every_seeds_worker_and_leaves_no_process():
     assert took < 2
     assert process.returncode == 130
     assert (out, err) == ("", "interrupted: stopped.\n")
+
+
+def test_progress_shows_only_on_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert main.progress_line("epoch", 10) is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(main, "PROGRESS_AFTER", 0.0)
+    show = main.progress_line("epoch", 10)
+    show(3)
+    show(10)  # done: the line is cleared
+    assert capsys.readouterr().err == "\repoch 3 of 10\r\x1b[K"
+
+
+def test_a_stopped_seeds_run_prints_what_the_finished_pairs_found(monkeypatch, capsys):
+    def two_then_a_stop(function, items):
+        yield from map(function, items[:2])
+        raise KeyboardInterrupt(2)
+
+    monkeypatch.setattr(main, "on_every_core", two_then_a_stop)
+    with pytest.raises(KeyboardInterrupt):
+        main.command_line(["seeds", "dead", "--pairs", "5", "--epochs", "10"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith(
+        "=== DEAD (kaiming init, lr=0.09, widths 8-16-16-16-16-4, 10 epochs) | 2"
+    )
+    assert out[-1] == "(partial: stopped after 2 of 5 seed pairs)"

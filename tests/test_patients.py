@@ -84,7 +84,7 @@ def treated_on():
     """Each disease patient treated on each other seed pair, on every core, for both
     slow tests: {(name, k): rounds}."""
     jobs = [("treat", name, k) for name in OWN_WARNING for k in OTHER_SEED_PAIRS]
-    return {job[1:]: rounds for job, rounds in zip(jobs, main.on_every_core(run, jobs))}
+    return {job[1:]: rounds for job, rounds in zip(jobs, list(main.on_every_core(run, jobs)))}
 
 
 def test_the_seed_summary_counts_runs_and_takes_medians():
@@ -212,7 +212,7 @@ def test_seeds_counts_what_separate_runs_give(default_runs, finished):
     # on its own gives (pair 0 is the default run): the first epoch of each
     # kind of warning, and the final loss.
     patient = dosed("dead")
-    results = main.on_every_core(main.first_signs, main.seed_pairs(patient, 3))
+    results = list(main.on_every_core(main.first_signs, main.seed_pairs(patient, 3)))
     separate = []
     for k in range(3):
         reports = default_runs["dead"] if k == 0 else finished["examine", "dead", k]
