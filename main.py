@@ -923,9 +923,9 @@ WARNING_KINDS += ("signal collapse", "non-finite values", "update too large", "u
 def examination_warnings(report):
     """Every warning of an epoch, by layer, as (counted, calm when fitted)."""
     warnings = [one_decimal(warning, report) for warning in flag_issues(report)]
-    for layer, (count, ratio) in enumerate(
-        zip(report["nonfinite_count"], report["update_ratio"]), 1
-    ):
+    layers = len(report["activation_std"])
+    nonfinite, ratios = report.get("nonfinite_count", [0] * layers), report.get("update_ratio")
+    for layer, (count, ratio) in enumerate(zip(nonfinite, ratios or [math.nan] * layers), 1):
         if count:
             text = f"Layer {layer}: {plural(count, 'non-finite value')} (NaN/inf)"
             warnings.append(HealthWarning(layer, "non-finite values", text))
@@ -1010,11 +1010,13 @@ def first_warned(reports):
 
 def examination_lines(report):
     """What an examined chart adds below the lesson's table: the ratios and the warnings."""
-    ratios = "  ".join(
-        f"{i}: {readable(r, '.1e')}" for i, r in enumerate(report["update_ratio"], 1)
-    )
-    limits = f"warns below {UPDATE_RATIO_LOW:g} or above {UPDATE_RATIO_HIGH:g}"
-    lines = [f"update/weight ratio per layer ({limits}): {ratios}"]
+    lines = []
+    if "update_ratio" in report:
+        ratios = "  ".join(
+            f"{i}: {readable(r, '.1e')}" for i, r in enumerate(report["update_ratio"], 1)
+        )
+        limits = f"warns below {UPDATE_RATIO_LOW:g} or above {UPDATE_RATIO_HIGH:g}"
+        lines.append(f"update/weight ratio per layer ({limits}): {ratios}")
     lines += warning_lines(report["warnings"])
     if report["calm"]:
         calm = plural(len(report["calm"]), "warning")
@@ -1076,7 +1078,7 @@ def trend_lines(reports, charset, not_applicable=()):
     widths = reports[0]["layer_neuron_count"]
     trends = [("loss, the temperature", {"all layers": [r["loss"] for r in reports]}, True)]
     for key, title, _, log_scale, _, in_text in TRENDS:
-        if in_text and key not in not_applicable:
+        if in_text and key not in not_applicable and key in reports[0]:
             scales = widths if key == "dead_count" else [1] * len(widths)
             rows = {
                 f"layer {layer + 1:>2}": [r[key][layer] / scale for r in reports]
@@ -1274,6 +1276,8 @@ STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 
 def init_scale(dosing):
     """The init's std over the activation's recommended one (geometric mean over layers)."""
+    if dosing.init_mode not in INIT_STDS and dosing.weight_scale_override is None:
+        return 1.0  # not known (a run read from a file): no telling
     best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
     given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
     logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans)]
@@ -1282,6 +1286,8 @@ def init_scale(dosing):
 
 def steady_factor(reports, nudge=1.0):
     """The learning rate's factor toward steady steps: at least nudge, at most 30x."""
+    if "update_ratio" not in reports[0]:
+        return 1.0  # not recorded: no telling
     # The largest layer's epoch-1 ratio; with none (weights without a finite
     # spread) the steps have blown up: as if it were inf.
     steps = max((r for r in reports[0]["update_ratio"] if not math.isnan(r)), default=math.inf)
@@ -2142,7 +2148,9 @@ def reading_charts(dosing, reports, ranges=None):
 
 
 def chance_line(classes):
-    """The loss of a guess, ln(classes), as a line to draw on a loss chart."""
+    """The loss of a guess, ln(classes), as a line to draw on a loss chart (none if unknown)."""
+    if classes < 2:
+        return []
     return [(math.log(classes), "line", f"chance, ln {classes} = {math.log(classes):.3f}")]
 
 
@@ -2511,6 +2519,141 @@ def write_file(path, text):
 
 
 # ----------------------------------------------------------------------------
+# Reading a run recorded elsewhere: per-epoch reports in JSON Lines, as examine
+# --json writes them or the README's recorder for PyTorch does
+
+# The lesson's readings, per hidden layer: every record must have them; the
+# examination's own are optional, and what needs one that is missing is skipped.
+RUN_READINGS = ("activation_mean", "activation_std", "gradient_std", "gradient_max")
+RUN_READINGS += ("dead_count", "saturation_rate", "layer_neuron_count", "histogram")
+OPTIONAL_READINGS = ("update_ratio", "nonfinite_count", "firing_share", "gradient_histogram")
+OPTIONAL_READINGS += ("pre_histogram",)
+CANNOT_BE_NEGATIVE = set(RUN_READINGS) - {"activation_mean"} | set(OPTIONAL_READINGS)
+MAX_RUN_BYTES = 256 * 2**20  # 10,000 epochs of a 100-layer model take ~200 MB
+
+
+class UnreadableRun(ValueError):
+    """A run file that cannot be read; its message names the file, the line and the key."""
+
+
+def read_run(path):
+    """The reports of a JSON Lines file, checked line by line."""
+    if not os.path.isfile(path):
+        raise UnreadableRun(f"{path}: no such file")
+    if os.path.getsize(path) > MAX_RUN_BYTES:
+        raise UnreadableRun(f"{path}: {os.path.getsize(path)} bytes, more than {MAX_RUN_BYTES}")
+    reports = []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                reports.append(read_record(line, f"{path}, line {number}", reports))
+    if not reports:
+        raise UnreadableRun(f"{path}: no record in it")
+    return reports
+
+
+def read_record(line, where, before):
+    """One line's report, checked against the records before it; NaN for a null."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise UnreadableRun(f"{where}: not JSON ({error.args[0].split(':')[0]})") from None
+    if not isinstance(record, dict):
+        raise UnreadableRun(f"{where}: not a JSON object")
+    for key in ("epoch", "loss", *RUN_READINGS):
+        if key not in record:
+            raise UnreadableRun(f"{where}, key {key!r}: missing")
+    epoch, loss = record["epoch"], as_number(record["loss"], where, "loss")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise UnreadableRun(f"{where}, key 'epoch': {epoch!r} is not a whole number from 1")
+    if before and epoch <= before[-1]["epoch"]:
+        raise UnreadableRun(f"{where}, key 'epoch': {epoch} comes after {before[-1]['epoch']}")
+    first = before[0]["activation_std"] if before else record["activation_std"]
+    layers = len(first) if isinstance(first, list) else 0
+    report = {"epoch": epoch, "loss": loss}
+    for key in (*RUN_READINGS, *OPTIONAL_READINGS):
+        if key in record:
+            report[key] = per_layer(record[key], layers, where, key)
+    report["sample_count"] = record.get("sample_count")
+    report["run"] = {key: record[key] for key in RUN_KEYS if key in record}
+    return report
+
+
+def per_layer(values, layers, where, key):
+    """A reading's values, one per hidden layer (a list of numbers for a histogram)."""
+    if not isinstance(values, list) or len(values) != layers or not layers:
+        raise UnreadableRun(f"{where}, key {key!r}: give one value per hidden layer ({layers})")
+    nested = key == "firing_share" or key.endswith("histogram")
+    read = [
+        [as_number(v, where, key) for v in value] if nested and isinstance(value, list)
+        else as_number(value, where, key, nested)
+        for value in values
+    ]  # fmt: skip
+    flat = [v for value in read for v in (value if nested else [value])]
+    if key in CANNOT_BE_NEGATIVE and any(v < 0 for v in flat):
+        raise UnreadableRun(f"{where}, key {key!r}: a negative value, where none can be")
+    return read
+
+
+def as_number(value, where, key, list_expected=False):
+    """A number (null: NaN), or an UnreadableRun naming where and the key."""
+    if value is None and not list_expected:
+        return math.nan
+    if list_expected or isinstance(value, bool) or not isinstance(value, (int, float)):
+        wanted = "a list of numbers" if list_expected else "a number (or null, NaN, Infinity)"
+        raise UnreadableRun(f"{where}, key {key!r}: {value!r} is not {wanted}")
+    return value
+
+
+def run_dosing(path, reports):
+    """The Dosing the file's records say, as far as they say it (the rest unknown)."""
+    run = reports[0]["run"]
+    for report in reports:
+        del report["run"]
+    widths = tuple(run.get("layer_widths") or (0, *reports[0]["layer_neuron_count"], 0))
+    known = {key: run[key] for key in DOSING_FIELDS if key in run and key != "layer_widths"}
+    unknown = {"init_mode": "unknown", "learning_rate": math.nan, "epochs": len(reports)}
+    dosing = Dosing(**{**unknown, **known, "layer_widths": widths})
+    label = run.get("label") or f"READ ({os.path.basename(path)})"
+    return replace(dosing, patient=run.get("patient", "read"), label=label)
+
+
+# How each treatment is spelled in PyTorch, by the dosing field it changes.
+IN_PYTORCH = {
+    "init_mode": lambda treatment: {
+        "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
+        "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
+    }[treatment.change["init_mode"]],
+    "optimizer": lambda treatment: (
+        f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})"
+    ),
+    "learning_rate": lambda treatment: f"the optimizer's lr times {treatment.name.split(' x ')[1]}",
+    "clip": lambda change: (
+        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {change['clip']:g})"
+    ),
+    "norm": lambda treatment: "torch.nn.LayerNorm(width) before each activation",
+    "activation": lambda treatment: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
+    "epochs": lambda treatment: "more epochs",
+}
+
+
+def prescription_lines(dosing, reports):
+    """What the prescription table gives the run, in words and in PyTorch (nothing is treated)."""
+    prescription = prescribe(reports, dosing)
+    if not prescription:
+        return [
+            "prescription: nothing"
+            + (": it is well." if is_well(reports) else " in the table answers it.")
+        ]
+    lines = ["prescription (nothing is treated here: the model is elsewhere):"]
+    for treatment in prescription:
+        field = next(key for key in IN_PYTORCH if key in treatment.change)
+        spelled = IN_PYTORCH[field](treatment)
+        lines.append(f"- {treatment.name} (in PyTorch: {spelled}): {treatment.reason}")
+    return lines
+
+
+# ----------------------------------------------------------------------------
 # The command line: a command, then only its own flags
 
 # Bounds that keep one run within memory and minutes (at the lesson's size an
@@ -2549,12 +2692,18 @@ def build_parser():
          "(default: healthy sick)"),
         ("experiment", run_experiment, [seeds, files], "readings at init beside theory: Glorot "
          "and Bengio 2010, or He et al. 2015"),
+        ("read", run_read, [], "examine a run recorded elsewhere (JSON Lines, as examine "
+         "--json writes it, or the README's PyTorch recorder)"),
     ):
         command = commands.add_parser(name, parents=parents, help=about, description=about)
         command.set_defaults(run=run, command=name, parser=command)  # parser: for its errors
-    examine, pairs, experiment = map(commands.choices.get, ("examine", "seeds", "experiment"))
-    examine.add_argument("--report-every", type=number(int, 1, MAX_EPOCHS), metavar="N",
-                         help=f"a chart every N epochs (default {REPORT_EVERY})")
+    examine, pairs, experiment, read = map(commands.choices.get, ("examine", "seeds", "experiment",
+                                                                  "read"))
+    read.add_argument("path", metavar="RUN.jsonl", help="one JSON object per epoch (README)")
+    for command in (examine, read):
+        command.add_argument("--report-every", type=number(int, 1, MAX_EPOCHS), metavar="N",
+                             help=f"a chart every N epochs (default {REPORT_EVERY})")
+    read.add_argument("--html", type=output_path, metavar="PATH", help="draw a page of charts")
     examine.add_argument("--halt-on-warning", action="store_true", help="stop at the first warning")
     pairs.add_argument("--pairs", type=number(int, 1, MAX_SEED_PAIRS), default=20, metavar="N",
                        help="seed pairs (default 20)")
@@ -2743,6 +2892,21 @@ def run_experiment(args):
     return experiment_records(measured), [experiment_section(measured)]
 
 
+def run_read(args):
+    reports = read_run(args.path)
+    dosing = run_dosing(args.path, reports)
+    for report in reports:
+        report["warnings"], report["calm"] = examination_warnings(report)
+    missing = [key for key in OPTIONAL_READINGS if key not in reports[0]]
+    if missing:
+        print(
+            f"(not in {args.path}: {', '.join(missing)}; the examination skips what needs them)\n"
+        )
+    print_examination(dosing, reports, args.report_every or REPORT_EVERY)
+    print("\n".join(prescription_lines(dosing, reports)) + "\n")
+    return [], [examination_section(dosing, reports)]
+
+
 def command_line(argv):
     """Run what argv asks for and write the files it names."""
     parser = build_parser()
@@ -2786,6 +2950,9 @@ def run(argv):
         clear = "\r\x1b[K" if sys.stderr.isatty() else ""  # over any progress line
         print(f"{clear}interrupted{by}: stopped.", file=sys.stderr)
         return 128 + signum
+    except UnreadableRun as problem:  # one line, naming the file, the line and the key
+        print(f"main.py read: error: {problem}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader left: go quietly, as Python's docs do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

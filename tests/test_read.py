@@ -1,0 +1,128 @@
+"""read: a run recorded elsewhere, examined as examine would have examined it."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Each patient's `examine --json` file, its printed examination and its page section."""
+    folder, runs = tmp_path_factory.mktemp("runs"), {}
+    for name in main.PATIENTS:
+        dosing = main.patient(name)
+        reports = main.examine(dosing, main.samples_for(dosing))
+        path = folder / f"{name}.jsonl"
+        lines = [json.dumps(record) for record in main.json_records(dosing, reports)]
+        path.write_text("\n".join(lines) + "\n")
+        runs[name] = (path, dosing, reports)
+    return runs
+
+
+@pytest.mark.parametrize("name", main.PATIENTS)
+def test_reading_back_examine_json_gives_the_same_examination_and_page(name, written, capsys):
+    path, dosing, reports = written[name]
+    main.print_examination(dosing, reports, main.REPORT_EVERY)
+    examined = capsys.readouterr().out
+    read = main.read_run(str(path))
+    again = main.run_dosing(str(path), read)
+    for report in read:
+        report["warnings"], report["calm"] = main.examination_warnings(report)
+    main.print_examination(again, read, main.REPORT_EVERY)
+    assert capsys.readouterr().out == examined  # first sign, verdict, warnings, charts, trends
+    assert main.examination_section(again, read) == main.examination_section(dosing, reports)
+
+
+def test_the_prescription_is_spelled_as_pytorch_spells_it(written):
+    path, _, _ = written["vanishing"]
+    reports = main.read_run(str(path))
+    dosing = main.run_dosing(str(path), reports)
+    for report in reports:
+        report["warnings"], report["calm"] = main.examination_warnings(report)
+    lines = main.prescription_lines(dosing, reports)
+    assert lines[1].startswith("- xavier init (in PyTorch: torch.nn.init.xavier_normal_(")
+
+
+def test_a_record_of_only_the_lessons_readings_is_examined_skipping_the_rest(tmp_path):
+    record = {"epoch": 1, "loss": 1.2, "activation_mean": [0.5], "activation_std": [0.9],
+              "gradient_std": [1e-6], "gradient_max": [1e-5], "dead_count": [0],
+              "saturation_rate": [0.0], "layer_neuron_count": [8],
+              "histogram": [[1] * 10]}  # fmt: skip
+    path = tmp_path / "lesson.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps({**record, "epoch": 2}) + "\n")
+    result = subprocess.run([sys.executable, "main.py", "read", str(path)], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"(not in {path}: update_ratio, nonfinite_count")
+    assert "Layer 1: gradient std 1.00e-06 (vanishing)" in result.stdout
+    assert "update/weight ratio" not in result.stdout
+
+
+def test_nan_and_infinity_are_read_as_such_and_reported(tmp_path):
+    record = {"epoch": 1, "loss": float("nan"), "activation_mean": [float("inf")],
+              "activation_std": [None], "gradient_std": [1.0], "gradient_max": [1.0],
+              "dead_count": [0], "saturation_rate": [0.0], "layer_neuron_count": [4],
+              "histogram": [[0] * 10], "nonfinite_count": [3]}  # fmt: skip
+    path = tmp_path / "diverged.jsonl"
+    path.write_text(json.dumps(record) + "\n")  # json writes NaN and Infinity
+    (report,) = main.read_run(str(path))
+    assert math.isnan(report["loss"]) and report["activation_mean"] == [math.inf]
+    assert math.isnan(report["activation_std"][0])  # null: no value
+    assert "non-finite values" in {w.kind for w in main.examination_warnings(report)[0]}
+
+
+GOOD = ('{"epoch": 1, "loss": 1.0, "activation_mean": [0.1, 0.2], "activation_std": [1, 1], '
+        '"gradient_std": [0.1, 0.1], "gradient_max": [1, 1], "dead_count": [0, 0], '
+        '"saturation_rate": [0, 0], "layer_neuron_count": [4, 4], '
+        '"histogram": [[1], [1]]}')  # fmt: skip
+BAD_INPUTS = {  # file content (None: no file; "/": a folder): the end of the one error line
+    None: "no such file",
+    "/": "no such file",
+    "": "no record in it",
+    "{not json\n": "line 1: not JSON (Expecting property name enclosed in double quotes)",
+    "[1, 2]\n": "line 1: not a JSON object",
+    GOOD.replace('"loss": 1.0, ', "") + "\n": "line 1, key 'loss': missing",
+    GOOD.replace('"dead_count": [0, 0], ', "") + "\n": "line 1, key 'dead_count': missing",
+    GOOD.replace('"gradient_max": [1, 1]', '"gradient_max": [1]') + "\n":
+        "line 1, key 'gradient_max': give one value per hidden layer (2)",
+    GOOD + "\n" + GOOD.replace('"epoch": 1', '"epoch": 2').replace("[0.1, 0.2]", "[0.1]") + "\n":
+        "line 2, key 'activation_mean': give one value per hidden layer (2)",
+    GOOD + "\n" + GOOD + "\n": "line 2, key 'epoch': 1 comes after 1",
+    GOOD.replace('"gradient_std": [0.1, 0.1]', '"gradient_std": ["0.1", 0.1]') + "\n":
+        "line 1, key 'gradient_std': '0.1' is not a number (or null, NaN, Infinity)",
+    GOOD.replace('"gradient_std": [0.1, 0.1]', '"gradient_std": [-0.1, 0.1]') + "\n":
+        "line 1, key 'gradient_std': a negative value, where none can be",
+    GOOD.replace('"loss": 1.0', '"loss": "NaN"') + "\n":
+        "line 1, key 'loss': 'NaN' is not a number (or null, NaN, Infinity)",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("content", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
+def test_each_bad_input_is_one_line_naming_file_line_and_key(content, tmp_path):
+    path = tmp_path / "run.jsonl"
+    if content == "/":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    result = subprocess.run([sys.executable, "main.py", "read", str(path)], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"main.py read: error: {path}: {BAD_INPUTS[content]}\n".replace(
+        f"{path}: line", f"{path}, line"
+    )
+
+
+def test_a_file_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "huge.jsonl"
+    path.write_text(GOOD + "\n")
+    monkeypatch.setattr(main, "MAX_RUN_BYTES", 10)
+    with pytest.raises(main.UnreadableRun, match=r"huge.jsonl: \d+ bytes, more than 10"):
+        main.read_run(str(path))
