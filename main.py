@@ -798,7 +798,7 @@ UPDATE_RATIO_HIGH = 1e-1  # each step rewrites a tenth of the weights: too fast
 UPDATE_RATIO_LOW = 1e-5  # the weights are effectively frozen
 # |dLoss/d(pre-activation)| per decade: exact zeros, then 1e-10 to 10.
 GRADIENT_EDGES = (0.0, *(10.0**exponent for exponent in range(-10, 2)))
-GRADIENT_LABELS = ["= 0", *(f"{edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
+GRADIENT_LABELS = ["= 0", *(f"<= {edge:.0e}" for edge in GRADIENT_EDGES[1:]), "> 1e+01"]
 # Pre-activations from -12 to 12, every 2: the flat shoulders start at +-SATURATION_LIMIT.
 PRE_EDGES = tuple(range(-12, 13, 2))
 PRE_LABELS = [*(f"<= {edge}" for edge in PRE_EDGES), "> 12"]
@@ -1952,8 +1952,12 @@ def chart(title, x_label, y_label, series, log_y=False, y_range=None, limits=(),
     return "\n".join(parts + legend_parts(frame, legend)) + "</svg>"
 
 
-class Frame(namedtuple("Frame", "width x_low x_high low high y_ticks log_y zeros")):
+class Frame(namedtuple("Frame", "width x_low x_high low high y_ticks log_y zeros x_labels")):
     """A chart's plot area, its x range and its y axis; zeros: a band for exact zeros."""
+
+    def name(self, x):
+        """How x is named: its category's label, or the number."""
+        return self.x_labels[round(x)] if self.x_labels else f"{x:g}"
 
     inner_w = property(lambda self: self.width - LEFT - RIGHT)
     bottom = property(lambda self: HEIGHT - BOTTOM)  # the frame's bottom, below any band
@@ -1984,7 +1988,7 @@ def chart_frame(series, log_y, y_range, limits, x_labels, width, whole=False):
     x_low, x_high = min(xs), max(max(xs), min(xs) + 1)
     if x_labels:
         x_low, x_high = -0.5, len(x_labels) - 0.5
-    return Frame(width, x_low, x_high, low, high, y_ticks, log_y, zeros)
+    return Frame(width, x_low, x_high, low, high, y_ticks, log_y, zeros, x_labels)
 
 
 def axes(frame, x_labels, x_label, y_label):
@@ -2005,10 +2009,11 @@ def axes(frame, x_labels, x_label, y_label):
     # As many labels as fit side by side (~6 px a character at this size), two words
     # in two lines.
     widest = max(len(word) for name in names for word in name)
-    step = math.ceil(len(positions) * (widest + 2) * 6 / frame.inner_w)
+    step = 1 if x_labels else math.ceil(len(positions) * (widest + 2) * 6 / frame.inner_w)
+    size = min(11, frame.inner_w / len(positions) / (widest + 1) * 1.9)  # every category fits
     for position, name in list(zip(positions, names))[::step]:
         if frame.x_low <= position <= frame.x_high:
-            parts += [text(frame.x(position), frame.bottom + 14 + 11 * k, word)
+            parts += [text(frame.x(position), frame.bottom + 14 + 11 * k, word, size=size)
                       for k, word in enumerate(name)]  # fmt: skip
     return [
         *parts,
@@ -2025,7 +2030,7 @@ def drawn_series(frame, index, name, line, marker, shown):
     points = [(frame.x(x), frame.y(y)) for x, y in line if drawable(y, frame.log_y) or y == 0.0]
     left_out = len(line) - len(points)
     note = f" ({left_out} NaN or inf, not drawn)" if left_out else ""
-    values = ", ".join(f"{x:g}: {shown(y)}" for x, y in line)
+    values = ", ".join(f"{frame.name(x)}: {shown(y)}" for x, y in line)
     parts = [f"<g><title>{escape(f'{name}{note}: {values}')}</title>"]
     if marker == "line" and len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
@@ -2119,7 +2124,7 @@ def shade(share):
 # How the page formats each reading in its hover text, as the text chart does.
 SHOWN = {
     "loss": format_loss,
-    "activation_std": format_activation,
+    "activation_std": "{:.3g}".format,  # 3 digits: 0.000685, not 0.001, by a limit of 0.001
     "gradient_std": "{:.2e}".format,
     "gradient_max": "{:.2e}".format,
     "dead_count": "{:.1%}".format,
@@ -2187,17 +2192,24 @@ def firing_maps(dosing, reports):
     if "firing_share" not in reports[0]:
         return []
     relu = dosing.activation != "tanh"
-    worked = "fired (above 0)" if relu else "worked (|pre| <= 6)"
+    # A ReLU's map shows how often each neuron fired; a tanh's how often it saturated.
     never = "never fired" if relu else "always saturated"
+
+    def cell(share):
+        if relu:
+            return NEVER if share == 0 else shade(share), f"fired for {share:.0%} of the samples"
+        colour = NEVER if share == 0 else f"{NEVER}{round(255 * (1 - share) ** 0.5):02x}"
+        return colour, f"saturated for {1 - share:.0%} of the samples"
+
     maps = []
     for layer in range(len(reports[0]["firing_share"])):
         neurons = range(len(reports[0]["firing_share"][layer]))
-        cells = [
-            [(NEVER if r["firing_share"][layer][n] == 0 else shade(r["firing_share"][layer][n]),
-              f"{worked} for {r['firing_share'][layer][n]:.0%} of the samples") for r in reports]
-            for n in neurons
-        ]  # fmt: skip
-        key = [("#0072B2", f"{worked}: darker, more samples"), (NEVER, never)]
+        cells = [[cell(r["firing_share"][layer][n]) for r in reports] for n in neurons]
+        key = (
+            [("#0072B2", "fired: darker, for more samples"), (NEVER, never)]
+            if relu
+            else [(f"{NEVER}80", "saturated: darker, for more samples"), (NEVER, never)]
+        )
         maps.append(heatmap(f"layer {layer + 1}: each neuron, epoch by epoch",
                             [f"n{n + 1}" for n in neurons], cells, key))  # fmt: skip
     return maps
