@@ -13,8 +13,8 @@ Pure Python, standard library only. Contents: the lesson's code in the lesson's 
 function; the chart; training). Then, beyond the lesson and extending it from below:
 dosings (activations, layer norm, clipping, Adam); the patients; the examination;
 prescribe, treat and prove the cure; seeds on every core; the founding experiments
-(Glorot and Bengio 2010, He et al. 2015); the page of SVG charts; JSON export; the
-command line.
+(Glorot and Bengio 2010, He et al. 2015); the page of SVG charts; JSON export; reading
+a run recorded elsewhere (PyTorch); the command line.
 """
 
 import math
