@@ -1071,10 +1071,17 @@ def sparkline(values, low, high, log_scale, charset):
     return "".join(marks)
 
 
+MAX_COLUMNS = 120  # a trend this long still fits a wide terminal
+
+
 def trend_lines(reports, charset, not_applicable=()):
-    """The loss and every reading of every layer over the epochs, one character each."""
+    """The loss and every reading of every layer over the epochs, one character each (for
+    more than MAX_COLUMNS epochs, one every few)."""
     marks = f"{ZERO_MARK} = exactly 0, {NONFINITE_MARK} = NaN/inf"
-    lines = [f"trends over {plural(len(reports), 'epoch')} (one column per epoch; {marks}):"]
+    every = math.ceil(len(reports) / MAX_COLUMNS)
+    column = "one column per epoch" if every == 1 else f"one column every {every} epochs"
+    lines = [f"trends over {plural(len(reports), 'epoch')} ({column}; {marks}):"]
+    reports = reports[every - 1 :: every]
     widths = reports[0]["layer_neuron_count"]
     trends = [("loss, the temperature", {"all layers": [r["loss"] for r in reports]}, True)]
     for key, title, _, log_scale, _, in_text in TRENDS:
@@ -2596,15 +2603,18 @@ def per_layer(values, layers, where, key):
     if not isinstance(values, list) or len(values) != layers or not layers:
         raise UnreadableRun(f"{where}, key {key!r}: give one value per hidden layer ({layers})")
     nested = key == "firing_share" or key.endswith("histogram")
-    read = [
-        [as_number(v, where, key) for v in value] if nested and isinstance(value, list)
-        else as_number(value, where, key, nested)
-        for value in values
-    ]  # fmt: skip
-    flat = [v for value in read for v in (value if nested else [value])]
-    if key in CANNOT_BE_NEGATIVE and any(v < 0 for v in flat):
+    flat = [v for value in values for v in value] if nested and all(
+        type(value) is list for value in values) else values  # fmt: skip
+    if {type(v) for v in flat} - {int, float}:  # rare: a null, or worse: value by value
+        values = [
+            [as_number(v, where, key) for v in value] if nested and isinstance(value, list)
+            else as_number(value, where, key, nested)
+            for value in values
+        ]  # fmt: skip
+        flat = [v for value in values for v in (value if nested else [value])]
+    if key in CANNOT_BE_NEGATIVE and any(map((0.0).__gt__, flat)):
         raise UnreadableRun(f"{where}, key {key!r}: a negative value, where none can be")
-    return read
+    return values
 
 
 def as_number(value, where, key, list_expected=False):
@@ -2836,13 +2846,13 @@ def run_lesson(args):
             report["warnings"], report["calm"] = flag_issues(report), []
         records += json_records(patient(name, **size), reports)
         runs.append((patient(name, **size), reports))
-    return records, page_sections(runs)
+    return records, lambda: page_sections(runs)
 
 
 def run_patients(args):
     for name, (dosing, _, disease) in PATIENTS.items():
         print(f"{name:<10} {describe_dosing(dosing)} -- {disease}")
-    return [], []
+    return [], list
 
 
 def run_examine(args):
@@ -2856,7 +2866,7 @@ def run_examine(args):
         print_examination(dosing, reports, args.report_every or REPORT_EVERY, halted)
         records += json_records(dosing, reports)
         runs.append((dosing, reports))
-    return records, page_sections(runs)
+    return records, lambda: page_sections(runs)
 
 
 def page_sections(runs):
@@ -2866,19 +2876,19 @@ def page_sections(runs):
 
 
 def run_treat(args):
-    records, sections = [], []
+    records, treated = [], []
     for dosing in dosings(args, ["sick"]):
         rounds = treat(dosing, samples_for(dosing))
         print_treatment(rounds, REPORT_EVERY)
         for number, round_ in enumerate(rounds):
             extra = dict(round=number, treatments=round_.treatments)
             records += json_records(round_.dosing, round_.reports, **extra)
-        sections.append(treatment_section(rounds))
-    return records, sections
+        treated.append(rounds)
+    return records, lambda: [treatment_section(rounds) for rounds in treated]
 
 
 def run_seeds(args):
-    sections = []
+    summaries = []
     for dosing in dosings(args, ["healthy", "sick"]):
         results, progress = [], progress_line(f"{dosing.patient}: seed pair", args.pairs)
         try:
@@ -2892,8 +2902,8 @@ def run_seeds(args):
                 print("\n".join([*seed_summary(dosing, results), stopped]) + "\n")
             raise
         print("\n".join(seed_summary(dosing, results)) + "\n")
-        sections.append(seeds_section(dosing, results))
-    return [], sections
+        summaries.append((dosing, results))
+    return [], lambda: [seeds_section(dosing, results) for dosing, results in summaries]
 
 
 def run_experiment(args):
@@ -2901,7 +2911,7 @@ def run_experiment(args):
     network_seed = 11 if args.network_seed is None else args.network_seed
     measured = measure_experiment(args.name, data_seed, network_seed)
     print_experiment(measured)
-    return experiment_records(measured), [experiment_section(measured)]
+    return experiment_records(measured), lambda: [experiment_section(measured)]
 
 
 def run_read(args):
@@ -2914,9 +2924,11 @@ def run_read(args):
         print(
             f"(not in {args.path}: {', '.join(missing)}; the examination skips what needs them)\n"
         )
-    print_examination(dosing, reports, args.report_every or REPORT_EVERY)
+    # A long run gets about ten charts unless asked for more.
+    every = args.report_every or max(REPORT_EVERY, math.ceil(len(reports) / 10))
+    print_examination(dosing, reports, every)
     print("\n".join(prescription_lines(dosing, reports)) + "\n")
-    return [], [examination_section(dosing, reports)]
+    return [], lambda: [examination_section(dosing, reports)]
 
 
 def command_line(argv):
@@ -2926,12 +2938,12 @@ def command_line(argv):
     for key, value in vars(args).items():  # argparse before 3.13 makes [] of a value of '--'
         if value == [] and key != "patients":
             args.parser.error(f"argument --{key.replace('_', '-')}: '--' is not a value: give one")
-    records, sections = args.run(args)
+    records, draw = args.run(args)  # draw: the page's sections, drawn only if asked for
     if getattr(args, "json", None):
         write_file(args.json, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
         print(f"wrote {plural(len(records), 'report')} to {args.json}")
     if getattr(args, "html", None):
-        write_file(args.html, html_page(argv, sections))
+        write_file(args.html, html_page(argv, draw()))
         print(f"wrote the charts to {args.html}")
     sys.stdout.flush()  # here, so that a reader who has left is seen here
 
