@@ -2356,6 +2356,8 @@ def comparison_section(runs):
              "line")
             for d, reports in runs if key in reports[0]
         ]  # fmt: skip
+        if not series:  # no run recorded it (the lesson's run has six readings)
+            continue
         marked = [(value, beyond, f"warns {beyond} {value:g}") for value, beyond in limits]
         charts.append(chart(f"{title}, the worst layer", "epoch", y_label, series, log,
                             None if log else (0.0, 1.0), marked, shown=SHOWN[key]))  # fmt: skip
