@@ -2595,7 +2595,8 @@ def read_record(line, where, before):
     for key in (*RUN_READINGS, *OPTIONAL_READINGS):
         if key in record:
             report[key] = per_layer(record[key], layers, where, key)
-    report["sample_count"] = record.get("sample_count")
+    if "sample_count" in record:
+        report["sample_count"] = record["sample_count"]
     report["run"] = {key: record[key] for key in RUN_KEYS if key in record}
     return report
 

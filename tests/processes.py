@@ -1,5 +1,6 @@
 """Helpers for the tests that stop a running main.py (Linux /proc)."""
 
+import contextlib
 import os
 import re
 import signal
@@ -27,3 +28,15 @@ def group_gone(pgid):
     except ProcessLookupError:
         return True
     return False
+
+
+def stopped(process, stop, to_group):
+    """Send the stop; (seconds to the end, stdout, stderr); the group must be gone."""
+    (os.killpg if to_group else os.kill)(process.pid, stop)
+    sent = time.monotonic()
+    out, err = process.communicate(timeout=20)
+    took = time.monotonic() - sent
+    with contextlib.suppress(AssertionError):  # a moment for the kernel to finish reaping
+        wait_for(lambda: group_gone(process.pid), 0.2)
+    assert group_gone(process.pid), "a process of its group was left running"
+    return took, out, err

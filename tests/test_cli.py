@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from processes import catches_sigterm, group_gone, wait_for
+from processes import catches_sigterm, stopped, wait_for
 
 import main
 
@@ -428,18 +428,6 @@ def test_a_reader_that_leaves_ends_the_run_quietly(argv, statuses):
     assert result.stderr == ""
     assert result.returncode in statuses
     assert result.stdout.startswith("=== ") and result.stdout.count("\n") == 1
-
-
-def stopped(process, stop, to_group):
-    """Send the stop; (seconds to the end, stdout, stderr); the group must be gone."""
-    (os.killpg if to_group else os.kill)(process.pid, stop)
-    sent = time.monotonic()
-    out, err = process.communicate(timeout=20)
-    took = time.monotonic() - sent
-    with contextlib.suppress(AssertionError):  # a moment for the kernel to finish reaping
-        wait_for(lambda: group_gone(process.pid), 0.2)
-    assert group_gone(process.pid), "a process of its group was left running"
-    return took, out, err
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import catches_sigterm, group_gone, wait_for
+from processes import catches_sigterm, stopped, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGV = [sys.executable, "main.py", "seeds", "healthy", "sick", "--pairs", "20"]
@@ -75,13 +75,7 @@ def test_a_stop_at_any_moment_ends_seeds_cleanly(stop, to_group, when):
             wait_for(lambda: workers(process.pid))
         else:
             time.sleep(when)
-        (os.killpg if to_group else os.kill)(process.pid, stop)
-        sent = time.monotonic()
-        _, err = process.communicate(timeout=20)
-        took = time.monotonic() - sent
-        with contextlib.suppress(AssertionError):  # a moment for the kernel to finish reaping
-            wait_for(lambda: group_gone(process.pid), 0.2)
-        left = not group_gone(process.pid)
+        took, _, err = stopped(process, stop, to_group)  # it asserts the group is gone
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -90,4 +84,3 @@ def test_a_stop_at_any_moment_ends_seeds_cleanly(stop, to_group, when):
     assert process.returncode == 128 + stop, err
     assert err == LINES[stop] + "\n"
     assert took < 2.0
-    assert not left, "a process of its group was left running"
