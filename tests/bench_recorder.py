@@ -17,6 +17,7 @@ import re
 import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ exec(CODE, RECORDER)
 
 def mlp(widths):
     layers = [nn.Linear(widths[0], widths[1])]
-    for fan_in, fan_out in zip(widths[1:], widths[2:]):
+    for fan_in, fan_out in pairwise(widths[1:]):
         layers += [nn.ReLU(), nn.Linear(fan_in, fan_out)]
     return nn.Sequential(*layers)
 
@@ -81,16 +82,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=7, help="epochs each way (default 7)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}, median of {args.repeats} epochs each way")  # fmt: skip
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} cores, load "
+          f"average {os.getloadavg()[0]:.2f}, median of {args.repeats} epochs")  # fmt: skip
     for name, (make, shape, classes, batch, samples) in MODELS.items():
         times = {0: [], 1: [], 10: []}
         for _ in range(args.repeats):  # in turn, so that all see the same machine
             for every, seconds in times.items():
                 seconds.append(epoch_seconds(make, shape, classes, batch, samples, every))
         plain, each, tenth = (statistics.median(times[every]) for every in (0, 1, 10))
-        print(f"{name}: {plain:.3f} s an epoch without the recorder; every batch {each:.3f} s "
-              f"(+{each / plain - 1:.0%}); every=10 {tenth:.3f} s (+{tenth / plain - 1:.0%})")
+        print(
+            f"{name}: {plain:.3f} s an epoch without the recorder; every batch {each:.3f} s "
+            f"(+{each / plain - 1:.0%}); every=10 {tenth:.3f} s (+{tenth / plain - 1:.0%})"
+        )
 
 
 if __name__ == "__main__":
