@@ -2653,8 +2653,8 @@ IN_PYTORCH = {
         f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})"
     ),
     "learning_rate": lambda treatment: f"the optimizer's lr times {treatment.name.split(' x ')[1]}",
-    "clip": lambda change: (
-        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {change['clip']:g})"
+    "clip": lambda treatment: (
+        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {treatment.change['clip']:g})"
     ),
     "norm": lambda treatment: "torch.nn.LayerNorm(width) before each activation",
     "activation": lambda treatment: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",

@@ -133,3 +133,68 @@ def test_a_file_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(main, "MAX_RUN_BYTES", 10)
     with pytest.raises(main.UnreadableRun, match=r"huge.jsonl: \d+ bytes, more than 10"):
         main.read_run(str(path))
+
+
+# What trips each kind of warning, and what makes each condition hold, in a read run's records.
+KIND_READINGS = {
+    "non-finite values": {"nonfinite_count": [3, 0]},
+    "exploding gradients": {"gradient_std": [50.0, 50.0]},
+    "update too large": {"update_ratio": [0.5, 0.5]},
+    "saturation": {"saturation_rate": [0.5, 0.5]},
+    "dead neurons": {"dead_count": [8, 8]},
+    "signal collapse": {"activation_std": [1e-5, 1e-5]},
+    "vanishing gradients": {"gradient_std": [1e-6, 1e-6]},
+    "update too small": {"update_ratio": [1e-7, 1e-7]},
+    "no progress": {},
+}
+CONDITION_RECORDS = {
+    "always": {},
+    "init too large": {"init_mode": "bad", "weight_scale_override": 10.0},
+    "init too small": {"init_mode": "bad", "weight_scale_override": 1e-3},
+    "init off by 2x": {"init_mode": "bad", "weight_scale_override": 10.0},
+    "fast steps": {"update_ratio": [0.05, 0.05]},  # 7x the steady steps, under the warning
+    "slow steps": {"update_ratio": [1e-3, 1e-3]},
+    "ReLU": {"activation": "relu"},
+    "still falling": {},  # every run below falls 10% or more over its last five epochs
+}
+IN_PYTORCH = {  # treatment: how its line must spell it
+    "the activation's init": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
+    "steady learning rate": "the optimizer's lr times ",
+    "learning rate x 2": "the optimizer's lr times 2)",
+    "learning rate x 0.5": "the optimizer's lr times 0.5)",
+    "gradient clipping": "torch.nn.utils.clip_grad_norm_(model.parameters(), 1)",
+    "layer norm": "torch.nn.LayerNorm(width) before each activation",
+    "leaky ReLU": "torch.nn.LeakyReLU(0.01)",
+    "Adam": "torch.optim.Adam(model.parameters(), lr=0.003)",
+    "train longer": "(in PyTorch: more epochs)",
+}
+
+
+def a_run(path, losses, **changes):
+    """A read run of two hidden layers of 16 (layer_widths 8-16-16-4): healthy but for changes."""
+    healthy = {"activation_mean": [0.5, 0.5], "activation_std": [0.5, 0.5],
+               "gradient_std": [1e-2, 1e-2], "gradient_max": [0.1, 0.1], "dead_count": [0, 0],
+               "saturation_rate": [0.0, 0.0], "layer_neuron_count": [16, 16],
+               "histogram": [[1] * 10] * 2, "update_ratio": [7e-3, 7e-3],
+               "nonfinite_count": [0, 0], "layer_widths": [8, 16, 16, 4],
+               "init_mode": "kaiming", "learning_rate": 0.05, "activation": "relu"}  # fmt: skip
+    records = [{**healthy, **changes, "epoch": n, "loss": loss} for n, loss in enumerate(losses, 1)]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return str(path)
+
+
+@pytest.mark.parametrize("row", main.PRESCRIPTIONS, ids=" ".join)
+def test_every_row_of_the_table_reaches_a_read_run_spelled_in_pytorch(
+    row, tmp_path, monkeypatch, capsys
+):
+    kind, condition, treatment = row
+    monkeypatch.setattr(main, "PRESCRIPTIONS", (row,))  # this row alone can answer
+    losses = [3.0 - 0.15 * epoch for epoch in range(12)]  # to 1.35: no progress for 4 classes
+    path = a_run(
+        tmp_path / "run.jsonl", losses, **{**CONDITION_RECORDS[condition], **KIND_READINGS[kind]}
+    )
+    assert main.run(["read", path]) == 0
+    given = capsys.readouterr().out.split("prescription (nothing is treated here")[1]
+    assert given.splitlines()[1].startswith("- ")
+    assert IN_PYTORCH[treatment] in given.splitlines()[1]
+    assert f"answers {kind} " in given.splitlines()[1]
