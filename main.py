@@ -924,19 +924,36 @@ def examination_warnings(report):
     """Every warning of an epoch, by layer, as (counted, calm when fitted)."""
     warnings = [one_decimal(warning, report) for warning in flag_issues(report)]
     layers = len(report["activation_std"])
-    nonfinite, ratios = report.get("nonfinite_count", [0] * layers), report.get("update_ratio")
-    for layer, (count, ratio) in enumerate(zip(nonfinite, ratios or [math.nan] * layers), 1):
-        if count:
-            text = f"Layer {layer}: {plural(count, 'non-finite value')} (NaN/inf)"
+    ratios, nonfinite = report.get("update_ratio") or [math.nan] * layers, nonfinite_signs(report)
+    for layer, (signs, ratio) in enumerate(zip(nonfinite, ratios), 1):
+        if signs:
+            text = f"Layer {layer}: {signs} (NaN/inf)"
             warnings.append(HealthWarning(layer, "non-finite values", text))
         if not UPDATE_RATIO_LOW <= ratio <= UPDATE_RATIO_HIGH and not math.isnan(ratio):
             size = "large" if ratio > UPDATE_RATIO_HIGH else "small"
             text = f"Layer {layer}: update/weight ratio {ratio:.2e} (too {size})"
             warnings.append(HealthWarning(layer, f"update too {size}", text))
+    if not (math.isfinite(report["loss"]) or any(nonfinite)):  # a hidden layer's explains it
+        text = f"Output: loss {format_loss(report['loss'])} (NaN/inf)"
+        warnings.append(HealthWarning(layers + 1, "non-finite values", text))
     warnings.sort(key=attrgetter("layer"))  # stable: each layer's stay in order
     fitted = report["loss"] < FITTED_LOSS
     counted = [w for w in warnings if not (fitted and w.kind in CALM_WHEN_FITTED)]
     return counted, [w for w in warnings if w not in counted]
+
+
+def nonfinite_signs(report):
+    """Per layer, its NaN and inf in words ("" if none): as counted, or else by its readings."""
+    if "nonfinite_count" in report:
+        counts = report["nonfinite_count"]
+        return [plural(count, "non-finite value") if count else "" for count in counts]
+    # Not counted (a file need not say): a reading over no finite value is NaN, an overflow inf.
+    keys = RUN_READINGS[:4]  # the four every layer has, whatever its activation
+    return [
+        ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in zip(keys, values)
+                  if not math.isfinite(value))
+        for values in zip(*(report[key] for key in keys))
+    ]  # fmt: skip
 
 
 def one_decimal(warning, report):
@@ -1229,6 +1246,7 @@ PRESCRIPTIONS = (
     # kind of warning        condition           treatment
     ("non-finite values",    "init too large",   "the activation's init"),
     ("non-finite values",    "always",           "steady learning rate"),
+    ("non-finite values",    "always",           "gradient clipping"),
     ("exploding gradients",  "init too large",   "the activation's init"),
     ("exploding gradients",  "fast steps",       "steady learning rate"),
     ("exploding gradients",  "always",           "gradient clipping"),
@@ -1333,7 +1351,7 @@ def recommended_init(dosing, reports):
 
 def steady_learning_rate(dosing, reports):
     factor = steady_factor(reports, LR_NUDGE)
-    change = {"learning_rate": dosing.learning_rate * factor}
+    change = {"learning_rate": dosing.learning_rate * factor} if factor != 1.0 else {}  # no telling
     return f"learning rate x {factor:.2g}", change, "Karpathy, CS231n notes"
 
 

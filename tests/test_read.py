@@ -198,3 +198,31 @@ def test_every_row_of_the_table_reaches_a_read_run_spelled_in_pytorch(
     assert given.splitlines()[1].startswith("- ")
     assert IN_PYTORCH[treatment] in given.splitlines()[1]
     assert f"answers {kind} " in given.splitlines()[1]
+
+
+REQUIRED = {"activation_mean": [0.5, 0.5], "activation_std": [0.5, 0.5],
+            "gradient_std": [1e-2, 1e-2], "gradient_max": [0.1, 0.1], "dead_count": [0, 0],
+            "saturation_rate": [0.0, 0.0], "layer_neuron_count": [16, 16],
+            "histogram": [[1] * 10] * 2}  # fmt: skip
+
+
+def test_nan_from_epoch_1_with_only_the_required_keys_is_the_non_finite_warning(tmp_path, capsys):
+    nan = {key: [math.nan, math.nan] for key in main.RUN_READINGS[:4]}
+    records = [{**REQUIRED, **nan, "epoch": n, "loss": math.nan} for n in range(1, 13)]
+    path = tmp_path / "overflowed.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert main.run(["read", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: training diverged at epoch 1 (loss NaN); first warning at epoch 1" in out
+    assert ": Layer 1: activation mean nan, activation std nan, gradient std nan" in out
+    assert "answers non-finite values at epoch 1" in out.split("prescription")[1]
+
+
+def test_an_infinite_loss_alone_is_the_non_finite_warning_at_its_epoch(tmp_path, capsys):
+    losses = [1.3, 1.2, math.inf, 1.1]
+    records = [{**REQUIRED, "epoch": n, "loss": loss} for n, loss in enumerate(losses, 1)]
+    path = tmp_path / "spike.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert main.run(["read", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "first warning at epoch 3, loss then inf (epoch 1: 1.3000): Output: loss inf" in out
