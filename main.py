@@ -21,7 +21,7 @@ import math
 import random
 from bisect import bisect_right
 from collections import namedtuple
-from itertools import pairwise
+from itertools import groupby, pairwise
 from operator import add, mul
 
 # safe_relu pins a positive activation here, so an exploded layer stays finite
@@ -479,7 +479,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial, reduce
 from html import escape
-from operator import attrgetter, sub
+from operator import attrgetter, gt, sub
 
 # ----------------------------------------------------------------------------
 # Dosings: other inits and activations, layer norm, clipping, Adam. Each plugs
@@ -1301,8 +1301,9 @@ STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 
 def init_scale(dosing):
     """The init's std over the activation's recommended one (geometric mean over layers)."""
-    if dosing.init_mode not in INIT_STDS and dosing.weight_scale_override is None:
-        return 1.0  # not known (a run read from a file): no telling
+    known = dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None
+    if not known or 0 in dosing.layer_widths:
+        return 1.0  # not known (a run read from a file, the widths it does not say): no telling
     best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
     given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
     logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans)]
@@ -2221,6 +2222,8 @@ def firing_maps(dosing, reports):
     never = "never fired" if relu else "always saturated"
 
     def cell(share):
+        if math.isnan(share):  # a file's: an epoch with no samples
+            return "#ffffff", "no share recorded"
         if relu:
             return NEVER if share == 0 else shade(share), f"fired for {share:.0%} of the samples"
         colour = NEVER if share == 0 else f"{NEVER}{round(255 * (1 - share) ** 0.5):02x}"
@@ -2353,7 +2356,7 @@ def worst_layer(values, log, limits):
         return max(values, default=math.nan)
 
     def distance(value):
-        if value <= 0.0:
+        if not 0.0 < value < math.inf:  # 0 and inf are both infinitely far
             return math.inf
         return max(math.log10(limit / value if beyond == "below" else value / limit)
                    for limit, beyond in limits) if limits else math.log10(value)  # fmt: skip
@@ -2567,8 +2570,36 @@ RUN_READINGS = ("activation_mean", "activation_std", "gradient_std", "gradient_m
 RUN_READINGS += ("dead_count", "saturation_rate", "layer_neuron_count", "histogram")
 OPTIONAL_READINGS = ("update_ratio", "nonfinite_count", "firing_share", "gradient_histogram")
 OPTIONAL_READINGS += ("pre_histogram",)
-CANNOT_BE_NEGATIVE = set(RUN_READINGS) - {"activation_mean"} | set(OPTIONAL_READINGS)
 MAX_RUN_BYTES = 256 * 2**20  # 10,000 epochs of a 100-layer model take ~200 MB
+MAX_WHOLE = 2.0**53  # a float counts one by one up to here: a count above it is no count
+COUNTS = ("dead_count", "nonfinite_count", "histogram", "gradient_histogram", "pre_histogram")
+# Each reading's range (NaN passes: no value, or none that applies); counts are whole numbers.
+RANGES = {key: (0.0, math.inf) for key in (*RUN_READINGS[1:], *OPTIONAL_READINGS)}
+RANGES |= {key: (0.0, MAX_WHOLE) for key in COUNTS} | {"layer_neuron_count": (1.0, MAX_WHOLE)}
+RANGES |= {"saturation_rate": (0.0, 1.0), "firing_share": (0.0, 1.0)}
+COUNTS += ("layer_neuron_count",)
+
+
+def is_number(value, low=-math.inf, high=math.inf, whole=False):
+    """Whether value is a number (a whole one if asked) from low to high: not NaN, not a bool."""
+    return (type(value) is int or (type(value) is float and not whole)) and low <= value <= high
+
+
+# fmt: off
+RUN_FIELDS = {  # a record's keys about its run: whether a value is right, what it must be
+    **dict.fromkeys(("label", "patient", "init_mode"), (lambda v: type(v) is str, "a string")),
+    "activation": (lambda v: type(v) is str and v in ACTIVATIONS,
+                   f"one of {', '.join(ACTIVATIONS)}"),
+    "norm": (lambda v: v in ("none", "layer"), "'none' or 'layer'"),
+    "optimizer": (lambda v: v in ("sgd", "adam"), "'sgd' or 'adam'"),
+    "learning_rate": (lambda v: is_number(v, 0.0, 1e300), "a number from 0"),
+    **dict.fromkeys(("weight_scale_override", "clip"),
+                    (lambda v: is_number(v, math.ulp(0.0), 1e300), "a number above 0")),
+    "epochs": (lambda v: is_number(v, 1, MAX_WHOLE, whole=True), "a whole number from 1"),
+    "layer_widths": (lambda v: type(v) is list and all(is_number(w, 1, MAX_WHOLE, True) for w in v),
+                     "a list of whole numbers from 1"),
+}
+# fmt: on
 
 
 class UnreadableRun(ValueError):
@@ -2576,7 +2607,7 @@ class UnreadableRun(ValueError):
 
 
 def read_run(path):
-    """The reports of a JSON Lines file, checked line by line."""
+    """The reports of a JSON Lines file, checked line by line (runs_of parts them by run)."""
     if not os.path.isfile(path):
         raise UnreadableRun(f"{path}: no such file")
     if os.path.getsize(path) > MAX_RUN_BYTES:
@@ -2585,71 +2616,115 @@ def read_run(path):
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if line.strip():
-                reports.append(read_record(line, f"{path}, line {number}", reports))
+                last = reports[-1] if reports else None
+                reports.append(read_record(line, f"{path}, line {number}", last))
     if not reports:
         raise UnreadableRun(f"{path}: no record in it")
+    for run in runs_of(reports):  # a reading some of a run's epochs lack, the run lacks
+        for key in OPTIONAL_READINGS:
+            if not all(key in report for report in run):
+                for report in run:
+                    report.pop(key, None)
     return reports
 
 
-def read_record(line, where, before):
-    """One line's report, checked against the records before it; NaN for a null."""
+def runs_of(reports):
+    """The reports run by run: each run's reports share its first record's "run"."""
+    return [list(run) for _, run in groupby(reports, key=lambda report: id(report["run"]))]
+
+
+def read_record(line, where, last):
+    """One line's report: in last's run, or the first of a run of its own (NaN for a null)."""
+    record = json_object(line, where)
+    epoch, run = record["epoch"], run_fields(record, where)
+    if not is_number(epoch, 1, MAX_WHOLE, whole=True):
+        raise UnreadableRun(f"{where}, key 'epoch': {epoch!r:.60} is not a whole number from 1")
+    # A run goes on until a record starts again at epoch 1 or is labelled otherwise.
+    if last and epoch != 1 and run.get("label") == last["run"].get("label"):
+        if epoch <= last["epoch"]:
+            raise UnreadableRun(f"{where}, key 'epoch': {epoch} comes after {last['epoch']}")
+        run = last["run"]
+    going_on = last is not None and run is last["run"]
+    first = last["activation_std"] if going_on else record["activation_std"]
+    layers = len(first) if isinstance(first, list) else 0
+    report = {"epoch": epoch, "loss": as_number(record["loss"], where, "loss")}
+    edges = {"histogram": ACTIVATIONS[record.get("activation") or "relu"].edges}
+    edges |= {"gradient_histogram": GRADIENT_EDGES, "pre_histogram": PRE_EDGES}
+    for key in (*RUN_READINGS, *OPTIONAL_READINGS):
+        if key in record:
+            sizes = [len(edges[key]) + 1] * layers if key in edges else ()
+            sizes = report["layer_neuron_count"] if key == "firing_share" else sizes
+            report[key] = per_layer(record[key], layers, where, key, sizes)
+    if going_on and report["layer_neuron_count"] != last["layer_neuron_count"]:
+        raise UnreadableRun(f"{where}, key 'layer_neuron_count': not the run's widths")
+    if any(map(gt, report["dead_count"], report["layer_neuron_count"])):
+        raise UnreadableRun(f"{where}, key 'dead_count': more than the layer's neurons")
+    if run.get("layer_widths", [0, *report["layer_neuron_count"], 0])[1:-1] != report[
+            "layer_neuron_count"]:  # fmt: skip
+        raise UnreadableRun(f"{where}, key 'layer_widths': not inputs, each layer's, outputs")
+    if "sample_count" in record:
+        report["sample_count"] = record["sample_count"]
+    return {**report, "run": run}
+
+
+def json_object(line, where):
+    """The line's JSON object, with the keys every record has."""
     try:
         record = json.loads(line)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise UnreadableRun(f"{where}: not JSON ({error.args[0].split(':')[0]})") from None
     if not isinstance(record, dict):
         raise UnreadableRun(f"{where}: not a JSON object")
     for key in ("epoch", "loss", *RUN_READINGS):
         if key not in record:
             raise UnreadableRun(f"{where}, key {key!r}: missing")
-    epoch, loss = record["epoch"], as_number(record["loss"], where, "loss")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-        raise UnreadableRun(f"{where}, key 'epoch': {epoch!r} is not a whole number from 1")
-    if before and epoch <= before[-1]["epoch"]:
-        raise UnreadableRun(f"{where}, key 'epoch': {epoch} comes after {before[-1]['epoch']}")
-    first = before[0]["activation_std"] if before else record["activation_std"]
-    layers = len(first) if isinstance(first, list) else 0
-    report = {"epoch": epoch, "loss": loss}
-    for key in (*RUN_READINGS, *OPTIONAL_READINGS):
-        if key in record:
-            report[key] = per_layer(record[key], layers, where, key)
-    if "sample_count" in record:
-        report["sample_count"] = record["sample_count"]
-    report["run"] = {key: record[key] for key in RUN_KEYS if key in record}
-    return report
+    return record
 
 
-def per_layer(values, layers, where, key):
-    """A reading's values, one per hidden layer (a list of numbers for a histogram)."""
-    if not isinstance(values, list) or len(values) != layers or not layers:
-        raise UnreadableRun(f"{where}, key {key!r}: give one value per hidden layer ({layers})")
-    nested = key == "firing_share" or key.endswith("histogram")
-    flat = [v for value in values for v in value] if nested and all(
-        type(value) is list for value in values) else values  # fmt: skip
-    if {type(v) for v in flat} - {int, float}:  # rare: a null, or worse: value by value
-        values = [
-            [as_number(v, where, key) for v in value] if nested and isinstance(value, list)
-            else as_number(value, where, key, nested)
-            for value in values
-        ]  # fmt: skip
-        flat = [v for value in values for v in (value if nested else [value])]
-    if key in CANNOT_BE_NEGATIVE and any(map((0.0).__gt__, flat)):
-        raise UnreadableRun(f"{where}, key {key!r}: a negative value, where none can be")
+def run_fields(record, where):
+    """The record's keys about its run (a null: not said), each checked."""
+    run = {key: record[key] for key in RUN_FIELDS if record.get(key) is not None}
+    for key, value in run.items():
+        if not RUN_FIELDS[key][0](value):
+            raise UnreadableRun(f"{where}, key {key!r}: {value!r:.60} is not {RUN_FIELDS[key][1]}")
+    return run
+
+
+def per_layer(values, layers, where, key, sizes=()):
+    """A reading's numbers, one per hidden layer (or per layer a list of sizes[layer])."""
+    shaped = isinstance(values, list) and len(values) == layers > 0
+    if not shaped or (sizes and [len(v) if type(v) is list else -1 for v in values] != sizes):
+        count = "its neurons'" if key == "firing_share" else sizes[0] if sizes else 0
+        each = f"a list of {count} numbers" if sizes else "one value"
+        raise UnreadableRun(f"{where}, key {key!r}: give {each} per hidden layer ({layers})")
+    flat = [v for value in values for v in value] if sizes else values
+    kinds = {type(v) for v in flat}
+    if kinds - {int, float} or (int in kinds and key not in COUNTS):  # rare: value by value
+        flat = [as_number(v, where, key) for v in flat]
+        kinds, numbers = {type(v) for v in flat}, iter(flat)
+        values = [[next(numbers) for _ in range(size)] for size in sizes] if sizes else flat
+    nan = key == "dead_count" and all(v != v for v in flat if type(v) is float)  # n/a
+    if key in COUNTS and kinds - {int} and not nan:
+        raise UnreadableRun(f"{where}, key {key!r}: give whole numbers")
+    low, high = RANGES.get(key, (-math.inf, math.inf))
+    if any(map(low.__gt__, flat)) or any(map(high.__lt__, flat)):
+        value = next(v for v in flat if not low <= v <= high and v == v)
+        raise UnreadableRun(f"{where}, key {key!r}: {value!r} is not from {low:g} to {high:g}")
     return values
 
 
-def as_number(value, where, key, list_expected=False):
-    """A number (null: NaN), or an UnreadableRun naming where and the key."""
-    if value is None and not list_expected:
+def as_number(value, where, key):
+    """A number (null: NaN; a float unless a count), or an UnreadableRun naming where and key."""
+    if value is None:
         return math.nan
-    if list_expected or isinstance(value, bool) or not isinstance(value, (int, float)):
-        wanted = "a list of numbers" if list_expected else "a number (or null, NaN, Infinity)"
-        raise UnreadableRun(f"{where}, key {key!r}: {value!r} is not {wanted}")
-    return value
+    if not (type(value) is float or (type(value) is int and abs(value) <= 1e300)):
+        wanted = "a number (or null, NaN, Infinity)"
+        raise UnreadableRun(f"{where}, key {key!r}: {value!r:.60} is not {wanted}")
+    return value if key in COUNTS else float(value)
 
 
-def run_dosing(path, reports):
-    """The Dosing the file's records say, as far as they say it (the rest unknown)."""
+def run_dosing(path, reports, which=""):
+    """The Dosing the run's records say, as far as they say it (the rest unknown)."""
     run = reports[0]["run"]
     for report in reports:
         del report["run"]
@@ -2657,8 +2732,8 @@ def run_dosing(path, reports):
     known = {key: run[key] for key in DOSING_FIELDS if key in run and key != "layer_widths"}
     unknown = {"init_mode": "unknown", "learning_rate": math.nan, "epochs": len(reports)}
     dosing = Dosing(**{**unknown, **known, "layer_widths": widths})
-    label = run.get("label") or f"READ ({os.path.basename(path)})"
-    return replace(dosing, patient=run.get("patient", "read"), label=label)
+    label = run.get("label") or f"READ ({os.path.basename(path)}{which})"
+    return replace(dosing, patient=run.get("patient", f"read{which}"), label=label)
 
 
 # How each treatment is spelled in PyTorch, by the dosing field it changes.
@@ -2936,20 +3011,22 @@ def run_experiment(args):
 
 
 def run_read(args):
-    reports = read_run(args.path)
-    dosing = run_dosing(args.path, reports)
-    for report in reports:
-        report["warnings"], report["calm"] = examination_warnings(report)
-    missing = [key for key in OPTIONAL_READINGS if key not in reports[0]]
+    runs, examined = runs_of(read_run(args.path)), []
+    missing = [key for key in OPTIONAL_READINGS if any(key not in run[0] for run in runs)]
     if missing:
         print(
             f"(not in {args.path}: {', '.join(missing)}; the examination skips what needs them)\n"
         )
-    # A long run gets about ten charts unless asked for more.
-    every = args.report_every or max(REPORT_EVERY, math.ceil(len(reports) / 10))
-    print_examination(dosing, reports, every)
-    print("\n".join(prescription_lines(dosing, reports)) + "\n")
-    return [], lambda: [examination_section(dosing, reports)]
+    for number, reports in enumerate(runs, 1):
+        dosing = run_dosing(args.path, reports, f", run {number}" if len(runs) > 1 else "")
+        for report in reports:
+            report["warnings"], report["calm"] = examination_warnings(report)
+        # A long run gets about ten charts unless asked for more.
+        every = args.report_every or max(REPORT_EVERY, math.ceil(len(reports) / 10))
+        print_examination(dosing, reports, every)
+        print("\n".join(prescription_lines(dosing, reports)) + "\n")
+        examined.append((dosing, reports))
+    return [], lambda: page_sections(examined)
 
 
 def command_line(argv):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +91,8 @@ def test_nan_and_infinity_are_read_as_such_and_reported(tmp_path):
 GOOD = ('{"epoch": 1, "loss": 1.0, "activation_mean": [0.1, 0.2], "activation_std": [1, 1], '
         '"gradient_std": [0.1, 0.1], "gradient_max": [1, 1], "dead_count": [0, 0], '
         '"saturation_rate": [0, 0], "layer_neuron_count": [4, 4], '
-        '"histogram": [[1], [1]]}')  # fmt: skip
+        '"histogram": [[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], '
+        '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]]}')  # fmt: skip
 BAD_INPUTS = {  # file content (None: no file; "/": a folder): the end of the one error line
     None: "no such file",
     "/": "no such file",
@@ -102,29 +105,51 @@ BAD_INPUTS = {  # file content (None: no file; "/": a folder): the end of the on
         "line 1, key 'gradient_max': give one value per hidden layer (2)",
     GOOD + "\n" + GOOD.replace('"epoch": 1', '"epoch": 2').replace("[0.1, 0.2]", "[0.1]") + "\n":
         "line 2, key 'activation_mean': give one value per hidden layer (2)",
-    GOOD + "\n" + GOOD + "\n": "line 2, key 'epoch': 1 comes after 1",
+    GOOD.replace('"epoch": 1', '"epoch": 3') + "\n" + GOOD.replace('"epoch": 1', '"epoch": 2')
+        + "\n": "line 2, key 'epoch': 2 comes after 3",
     GOOD.replace('"gradient_std": [0.1, 0.1]', '"gradient_std": ["0.1", 0.1]') + "\n":
         "line 1, key 'gradient_std': '0.1' is not a number (or null, NaN, Infinity)",
     GOOD.replace('"gradient_std": [0.1, 0.1]', '"gradient_std": [-0.1, 0.1]') + "\n":
-        "line 1, key 'gradient_std': a negative value, where none can be",
+        "line 1, key 'gradient_std': -0.1 is not from 0 to inf",
     GOOD.replace('"loss": 1.0', '"loss": "NaN"') + "\n":
         "line 1, key 'loss': 'NaN' is not a number (or null, NaN, Infinity)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "activation": "tanh"') + "\n":
+        "line 1, key 'histogram': give a list of 7 numbers per hidden layer (2)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "activation": "gelu?"') + "\n":
+        f"line 1, key 'activation': 'gelu?' is not one of {', '.join(main.ACTIVATIONS)}",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "label": 7') + "\n":
+        "line 1, key 'label': 7 is not a string",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "layer_widths": [8, 4, 5, 3]') + "\n":
+        "line 1, key 'layer_widths': not inputs, each layer's, outputs",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "layer_widths": [8, 4, "4", 3]') + "\n":
+        "line 1, key 'layer_widths': [8, 4, '4', 3] is not a list of whole numbers from 1",
+    GOOD.replace('"layer_neuron_count": [4, 4]', '"layer_neuron_count": [4, 0]') + "\n":
+        "line 1, key 'layer_neuron_count': 0 is not from 1 to 9.0072e+15",
+    GOOD.replace('"dead_count": [0, 0]', '"dead_count": [0, 5]') + "\n":
+        "line 1, key 'dead_count': more than the layer's neurons",
+    GOOD.replace('"dead_count": [0, 0]', '"dead_count": [0, 1.5]') + "\n":
+        "line 1, key 'dead_count': give whole numbers",
+    GOOD.replace('"saturation_rate": [0, 0]', '"saturation_rate": [0, 1.5]') + "\n":
+        "line 1, key 'saturation_rate': 1.5 is not from 0 to 1",
+    GOOD.replace('"loss": 1.0', '"loss": 1' + "0" * 400) + "\n":
+        f"line 1, key 'loss': {'1' + '0' * 59} is not a number (or null, NaN, Infinity)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "update_ratio": [0.1, 0.1]') + "\n" + GOOD.replace(
+        '"epoch": 1', '"epoch": 2, "update_ratio": {}') + "\n":
+        "line 2, key 'update_ratio': give one value per hidden layer (2)",
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("content", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
-def test_each_bad_input_is_one_line_naming_file_line_and_key(content, tmp_path):
+def test_each_bad_input_is_one_line_naming_file_line_and_key(content, tmp_path, capsys):
     path = tmp_path / "run.jsonl"
     if content == "/":
         path.mkdir()
     elif content is not None:
         path.write_text(content)
-    result = subprocess.run([sys.executable, "main.py", "read", str(path)], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"main.py read: error: {path}: {BAD_INPUTS[content]}\n".replace(
-        f"{path}: line", f"{path}, line"
-    )
+    assert (main.run(["read", str(path)]), capsys.readouterr()) == (2, ("", (
+        f"main.py read: error: {path}: {BAD_INPUTS[content]}\n".replace(
+            f"{path}: line", f"{path}, line")
+    )))  # fmt: skip
 
 
 def test_a_file_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch):
@@ -226,3 +251,107 @@ def test_an_infinite_loss_alone_is_the_non_finite_warning_at_its_epoch(tmp_path,
     assert main.run(["read", str(path)]) == 0
     out = capsys.readouterr().out
     assert "first warning at epoch 3, loss then inf (epoch 1: 1.3000): Output: loss inf" in out
+
+
+ODD_VALUES = [None, "0.1", "", [], [1.0], {}, {"a": 1}, True, False, 0, -1, -1e300, 1e300,
+              10**30, 10**400, math.nan, math.inf, -math.inf, 0.5, 2**53 + 1]  # fmt: skip
+
+
+def mutated(lines, rng):
+    """lines with one to three mutations: a key deleted or given an odd value (a whole reading's
+    or one number's in it), a line cut, duplicated or dropped."""
+    lines = list(lines)
+    for _ in range(rng.randint(1, 3)):
+        index, how = rng.randrange(len(lines)), rng.choice(["delete", "odd", "odd", "cut", "twice"])
+        try:
+            record = json.loads(lines[index])
+        except ValueError:  # a line cut before
+            record = None
+        if how in ("delete", "odd") and isinstance(record, dict) and record:
+            key = rng.choice(sorted(record))
+            if how == "delete":
+                del record[key]
+            elif isinstance(record[key], list) and record[key] and rng.random() < 0.5:
+                inner = record[key][rng.randrange(len(record[key]))]
+                target = inner if isinstance(inner, list) and inner else record[key]
+                target[rng.randrange(len(target))] = rng.choice(ODD_VALUES)
+            else:
+                record[key] = rng.choice(ODD_VALUES)
+            lines[index] = json.dumps(record)
+        elif how == "cut":
+            lines[index] = lines[index][: rng.randrange(len(lines[index]) + 1)]
+        elif how == "twice":
+            lines.insert(index, lines[index])
+        else:
+            del lines[index]
+    return lines
+
+
+@pytest.mark.slow  # 1,200 reads: about a minute
+def test_a_thousand_mutated_files_are_each_read_or_refused_in_one_line(tmp_path, capsys):
+    source = tmp_path / "examined.jsonl"
+    args = ["examine", "healthy", "saturated", "exploding", "--epochs", "3", "--json", str(source)]
+    assert main.run(args) == 0
+    lines, rng, statuses = source.read_text().splitlines(), random.Random(2026), []
+    capsys.readouterr()
+    for trial in range(1200):
+        path = tmp_path / f"mutant{trial % 10}.jsonl"
+        path.write_text("".join(line + "\n" for line in mutated(lines, rng)))
+        page = ["--html", str(tmp_path / "page.html")] if trial % 10 == 0 else []
+        statuses.append(main.run(["read", str(path), *page]))  # any other exception fails
+        out, err = capsys.readouterr()
+        if statuses[-1] == 2:
+            assert out == "" and err.startswith(f"main.py read: error: {path}")
+            assert err.count("\n") == 1, err
+        else:
+            assert statuses[-1] == 0 and err == "", err
+    assert 100 < statuses.count(2) < 1100  # both read and refused, many times
+
+
+def examinations(read_output):
+    """What read printed, run by run, without its prescriptions (or the note of what is missing)."""
+    text = re.sub(r"^\(not in .*\n\n", "", read_output)
+    return re.split(r"^prescription.*?\n\n", text, flags=re.MULTILINE | re.DOTALL)[:-1]
+
+
+def written_and_read(argv, tmp_path, capsys):
+    """What a command printed with --json, and what read printed of its file."""
+    path = str(tmp_path / "written.jsonl")
+    assert main.run([*argv, "--json", path]) == 0
+    printed = capsys.readouterr().out
+    assert main.run(["read", path]) == 0
+    return printed, capsys.readouterr().out
+
+
+def test_examine_json_of_two_patients_is_read_as_examine_printed_each(tmp_path, capsys):
+    examined, read = written_and_read(
+        ["examine", "healthy", "sick", "--epochs", "12"], tmp_path, capsys
+    )
+    runs = examinations(read)
+    assert [run.splitlines()[0][:8] for run in runs] == ["=== HEAL", "=== SICK"]
+    assert "".join(runs) + f"wrote 24 reports to {tmp_path / 'written.jsonl'}\n" == examined
+    assert read.count("\nprescription") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["lesson"], ["treat", "sick"]], ids=" ".join)
+def test_every_run_of_a_lesson_or_treat_json_file_is_examined(argv, tmp_path, capsys):
+    printed, read = written_and_read(argv, tmp_path, capsys)
+    runs = examinations(read)
+    assert len(runs) == (2 if argv == ["lesson"] else printed.count("\nprescription, round") + 1)
+    for run, label in zip(runs, re.findall(r"^=== (.*) \| epoch 1 \|", printed, re.MULTILINE)):
+        assert run.startswith(f"=== {label} | epoch 1 |")  # each run's own label
+        assert run.count("\nverdict: ") == 1
+        if argv != ["lesson"]:  # treat prints each round's examination as examine does
+            assert run in printed
+
+
+def test_an_optional_key_some_epochs_lack_is_skipped_and_no_widths_is_no_telling(tmp_path, capsys):
+    records = [{**REQUIRED, "epoch": n, "loss": 1.0, "init_mode": "kaiming"} for n in (1, 2, 3)]
+    records[1]["update_ratio"] = [0.5, 0.5]  # too large, but the run does not say it at every epoch
+    path = tmp_path / "patchy.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert main.run(["read", str(path)]) == 0  # init_scale cannot divide by an unknown fan_in
+    out = capsys.readouterr().out
+    assert out.startswith(f"(not in {path}: update_ratio, nonfinite_count, firing_share")
+    assert "update/weight ratio" not in out
