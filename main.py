@@ -1382,7 +1382,8 @@ TREATMENTS = {  # treatment: (dosing, reports) -> (its name, its change to the d
         "its loss was still falling"),
 }
 # fmt: on
-Treatment = namedtuple("Treatment", "name change reason")  # change: the dosing fields it sets
+# change: the dosing fields it sets; answers: the warning it answers, and when.
+Treatment = namedtuple("Treatment", "name change reason answers source")
 
 
 def fitted(reports, dosing=None):
@@ -1432,7 +1433,9 @@ def answer(kinds, where, reports, dosing, tried):
             if replace(dosing, **change) == dosing or replace(dosing, **change) in tried:
                 continue  # already given, or examined in an earlier round: never twice
             if not any(key in given.change for given in prescription for key in change):
-                prescription.append(Treatment(name, change, f"answers {kind} {where} ({source})"))
+                answers = f"{kind} {where}"
+                reason = f"answers {answers} ({source})"
+                prescription.append(Treatment(name, change, reason, answers, source))
             break
     return prescription
 
@@ -2756,37 +2759,42 @@ def run_dosing(path, reports, which=""):
     return replace(dosing, patient=run.get("patient", f"read{which}"), label=label)
 
 
-# How each treatment is spelled in PyTorch, by the dosing field it changes.
-IN_PYTORCH = {
-    "init_mode": lambda treatment: {
-        "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
-        "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
-    }[treatment.change["init_mode"]],
-    "optimizer": lambda treatment: (
-        f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})"
-    ),
-    "learning_rate": lambda treatment: f"the optimizer's lr times {treatment.name.split(' x ')[1]}",
-    "clip": lambda treatment: (
-        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {treatment.change['clip']:g})"
-    ),
-    "norm": lambda treatment: "torch.nn.LayerNorm(width) before each activation",
-    "activation": lambda treatment: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
-    "epochs": lambda treatment: "more epochs",
+INIT_IN_PYTORCH = {
+    "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
+    "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
 }
+# fmt: off
+IN_PYTORCH = {  # by the dosing field a treatment changes: (PyTorch's spelling, the change as data)
+    "init_mode": lambda t: (INIT_IN_PYTORCH[t.change["init_mode"]],
+                            {"init": t.change["init_mode"]}),
+    "optimizer": lambda t: (f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})",
+                            {"optimizer": "adam", "learning_rate": ADAM_LEARNING_RATE}),
+    "learning_rate": lambda t: (f"the optimizer's lr times {t.name.split(' x ')[1]}",
+                                {"learning_rate_factor": float(t.name.split(" x ")[1])}),
+    "clip": lambda t: (f"torch.nn.utils.clip_grad_norm_(model.parameters(), {t.change['clip']:g})",
+                       {"clip_norm": t.change["clip"]}),
+    "norm": lambda t: ("torch.nn.LayerNorm(width) before each activation",
+                       {"insert": "LayerNorm", "before": "each activation"}),
+    "activation": lambda t: (f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
+                             {"activation": t.change["activation"], "slope": LEAKY_SLOPE}),
+    "epochs": lambda t: (f"train for {t.change['epochs']} epochs", {"epochs": t.change["epochs"]}),
+}
+# fmt: on
 
 
 def prescription_lines(dosing, reports):
-    """What the prescription table gives the run, in words and in PyTorch (nothing is treated)."""
-    prescription = prescribe(reports, dosing, progress=progressed)
-    if not prescription:
-        well = is_well(reports, progressed, dosing)
-        return [f"prescription: nothing{': it is well.' if well else ' in the table answers it.'}"]
-    lines = ["prescription (nothing is treated here: the model is elsewhere):"]
+    """What the prescription table gives a read run, in words (and PyTorch's), and as data."""
+    prescription, lines, data = prescribe(reports, dosing, progress=progressed), [], []
     for treatment in prescription:
         field = next(key for key in IN_PYTORCH if key in treatment.change)
-        spelled = IN_PYTORCH[field](treatment)
+        spelled, change = IN_PYTORCH[field](treatment)
         lines.append(f"- {treatment.name} (in PyTorch: {spelled}): {treatment.reason}")
-    return lines
+        data.append(dict(name=treatment.name, change=change, in_pytorch=spelled,
+                         answers=treatment.answers, source=treatment.source))  # fmt: skip
+    if prescription:
+        return ["prescription (nothing is treated here: the model is elsewhere):", *lines], data
+    well = is_well(reports, progressed, dosing)
+    return [f"prescription: nothing{': it is well.' if well else ' in the table answers it.'}"], []
 
 
 # ----------------------------------------------------------------------------
@@ -2840,6 +2848,8 @@ def build_parser():
         command.add_argument("--report-every", type=number(int, 1, MAX_EPOCHS), metavar="N",
                              help=f"a chart every N epochs (default {REPORT_EVERY})")
     read.add_argument("--html", type=output_path, metavar="PATH", help="draw a page of charts")
+    read.add_argument("--json", type=output_path, metavar="PATH",
+                      help="write the reports, each with the prescription as data")
     examine.add_argument("--halt-on-warning", action="store_true", help="stop at the first warning")
     pairs.add_argument("--pairs", type=number(int, 1, MAX_SEED_PAIRS), default=20, metavar="N",
                        help="seed pairs (default 20)")
@@ -3029,22 +3039,26 @@ def run_experiment(args):
 
 
 def run_read(args):
-    runs, examined = runs_of(read_run(args.path)), []
+    runs, examined, records = runs_of(read_run(args.path)), [], []
     missing = [key for key in OPTIONAL_READINGS if any(key not in run[0] for run in runs)]
     if missing:
         print(
             f"(not in {args.path}: {', '.join(missing)}; the examination skips what needs them)\n"
         )
     for number, reports in enumerate(runs, 1):
+        unsaid = set(RUN_KEYS) - reports[0]["run"].keys() - {"label", "patient"}  # not written
         dosing = run_dosing(args.path, reports, f", run {number}" if len(runs) > 1 else "")
         for report in reports:
             report["warnings"], report["calm"] = examination_warnings(report)
         # A long run gets about ten charts unless asked for more.
         every = args.report_every or max(REPORT_EVERY, math.ceil(len(reports) / 10))
         print_examination(dosing, reports, every)
-        print("\n".join(prescription_lines(dosing, reports)) + "\n")
+        lines, given = prescription_lines(dosing, reports)
+        print("\n".join(lines) + "\n")
         examined.append((dosing, reports))
-    return [], lambda: page_sections(examined)
+        records += [{key: value for key, value in record.items() if key not in unsaid}
+                    for record in json_records(dosing, reports, prescription=given)]  # fmt: skip
+    return records, lambda: page_sections(examined)
 
 
 def command_line(argv):

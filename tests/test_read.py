@@ -56,7 +56,7 @@ def test_the_prescription_is_spelled_as_pytorch_spells_it(written):
     dosing = main.run_dosing(str(path), reports)
     for report in reports:
         report["warnings"], report["calm"] = main.examination_warnings(report)
-    lines = main.prescription_lines(dosing, reports)
+    lines, _ = main.prescription_lines(dosing, reports)
     assert lines[1].startswith("- xavier init (in PyTorch: torch.nn.init.xavier_normal_(")
 
 
@@ -191,7 +191,20 @@ IN_PYTORCH = {  # treatment: how its line must spell it
     "layer norm": "torch.nn.LayerNorm(width) before each activation",
     "leaky ReLU": "torch.nn.LeakyReLU(0.01)",
     "Adam": "torch.optim.Adam(model.parameters(), lr=0.003)",
-    "train longer": "(in PyTorch: more epochs)",
+    "train longer": "(in PyTorch: train for 24 epochs)",
+}
+
+
+TREATMENT_NAMES = {  # treatment: how the names it is given in the runs above start
+    "the activation's init": "kaiming init",
+    "steady learning rate": "learning rate x ",
+    "learning rate x 2": "learning rate x 2",
+    "learning rate x 0.5": "learning rate x 0.5",
+    "gradient clipping": "gradient clipping at 1",
+    "layer norm": "layer norm",
+    "leaky ReLU": "leaky ReLU",
+    "Adam": "Adam at lr=0.003",
+    "train longer": "24 epochs instead of 12",
 }
 
 
@@ -218,11 +231,15 @@ def test_every_row_of_the_table_reaches_a_read_run_spelled_in_pytorch(
     path = a_run(
         tmp_path / "run.jsonl", losses, **{**CONDITION_RECORDS[condition], **KIND_READINGS[kind]}
     )
-    assert main.run(["read", path]) == 0
+    assert main.run(["read", path, "--json", str(tmp_path / "given.jsonl")]) == 0
     given = capsys.readouterr().out.split("prescription (nothing is treated here")[1]
     assert given.splitlines()[1].startswith("- ")
     assert IN_PYTORCH[treatment] in given.splitlines()[1]
     assert f"answers {kind} " in given.splitlines()[1]
+    (data,) = json.loads((tmp_path / "given.jsonl").read_text().splitlines()[-1])["prescription"]
+    assert data["answers"].startswith(f"{kind} ")
+    assert data["name"].startswith(TREATMENT_NAMES[treatment])
+    assert data["change"] and f"- {data['name']} (in PyTorch: {data['in_pytorch']})" in given
 
 
 REQUIRED = {"activation_mean": [0.5, 0.5], "activation_std": [0.5, 0.5],
@@ -383,3 +400,26 @@ def test_a_read_run_is_well_by_its_own_start_and_chance(losses, outputs, well, t
     given = capsys.readouterr().out.split("\nprescription")[1]
     assert given.startswith(": nothing: it is well.") == well
     assert ("answers no progress" in given) != well
+
+
+def test_read_json_writes_each_epoch_with_the_prescription_as_data_and_reads_back(tmp_path, capsys):
+    losses = [1.3 - 0.01 * n for n in range(6)]
+    path = a_run(tmp_path / "run.jsonl", losses, gradient_std=[50.0, 50.0], dead_count=[8, 0])
+    written = tmp_path / "examined.jsonl"
+    assert main.run(["read", path, "--json", str(written)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.endswith(f"wrote 6 reports to {written}\n")
+    records = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [1, 2, 3, 4, 5, 6]
+    assert records[0]["gradient_std"] == [50.0, 50.0] and "warnings" not in records[0]
+    assert records[0]["prescription"] == [
+        {"name": "gradient clipping at 1", "change": {"clip_norm": 1.0},
+         "in_pytorch": "torch.nn.utils.clip_grad_norm_(model.parameters(), 1)",
+         "answers": "exploding gradients at epoch 1", "source": "Pascanu et al. 2013"},
+        {"name": "leaky ReLU", "change": {"activation": "leaky_relu", "slope": 0.01},
+         "in_pytorch": "torch.nn.LeakyReLU(0.01)", "answers": "dead neurons at epoch 1",
+         "source": "Maas, Hannun and Ng 2013"},
+    ]  # fmt: skip
+    assert all(record["prescription"] == records[0]["prescription"] for record in records)
+    assert main.run(["read", str(written)]) == 0  # what read writes, read reads
+    assert capsys.readouterr().out.replace(str(written), path) == printed[: printed.index("wrote ")]
