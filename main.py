@@ -923,11 +923,15 @@ WARNING_KINDS += ("signal collapse", "non-finite values", "update too large", "u
 def examination_warnings(report):
     """Every warning of an epoch, by layer, as (counted, calm when fitted)."""
     warnings = [one_decimal(warning, report) for warning in flag_issues(report)]
-    layers = len(report["activation_std"])
-    ratios, nonfinite = report.get("update_ratio") or [math.nan] * layers, nonfinite_signs(report)
-    for layer, (signs, ratio) in enumerate(zip(nonfinite, ratios), 1):
-        if signs:
-            text = f"Layer {layer}: {signs} (NaN/inf)"
+    layers, keys = len(report["activation_std"]), RUN_READINGS[:4]  # the four every layer has
+    # A file need not count its NaN and inf: then its readings that are not finite are counted.
+    nonfinite = report.get("nonfinite_count") or [
+        4 - sum(map(math.isfinite, values)) for values in zip(*map(report.get, keys))]  # fmt: skip
+    noun = "non-finite value" if "nonfinite_count" in report else "non-finite reading"
+    ratios = report.get("update_ratio") or [math.nan] * layers
+    for layer, (count, ratio) in enumerate(zip(nonfinite, ratios), 1):
+        if count:
+            text = f"Layer {layer}: {plural(count, noun)} (NaN/inf)"
             warnings.append(HealthWarning(layer, "non-finite values", text))
         if not UPDATE_RATIO_LOW <= ratio <= UPDATE_RATIO_HIGH and not math.isnan(ratio):
             size = "large" if ratio > UPDATE_RATIO_HIGH else "small"
@@ -940,20 +944,6 @@ def examination_warnings(report):
     fitted = report["loss"] < FITTED_LOSS
     counted = [w for w in warnings if not (fitted and w.kind in CALM_WHEN_FITTED)]
     return counted, [w for w in warnings if w not in counted]
-
-
-def nonfinite_signs(report):
-    """Per layer, its NaN and inf in words ("" if none): as counted, or else by its readings."""
-    if "nonfinite_count" in report:
-        counts = report["nonfinite_count"]
-        return [plural(count, "non-finite value") if count else "" for count in counts]
-    # Not counted (a file need not say): a reading over no finite value is NaN, an overflow inf.
-    keys = RUN_READINGS[:4]  # the four every layer has, whatever its activation
-    return [
-        ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in zip(keys, values)
-                  if not math.isfinite(value))
-        for values in zip(*(report[key] for key in keys))
-    ]  # fmt: skip
 
 
 def one_decimal(warning, report):
@@ -2658,40 +2648,6 @@ def runs_of(reports):
 
 def read_record(line, where, last):
     """One line's report: in last's run, or the first of a run of its own (NaN for a null)."""
-    record = json_object(line, where)
-    epoch, run = record["epoch"], run_fields(record, where)
-    if not is_number(epoch, 1, MAX_WHOLE, whole=True):
-        raise UnreadableRun(f"{where}, key 'epoch': {epoch!r:.60} is not a whole number from 1")
-    # A run goes on until a record starts again at epoch 1 or is labelled otherwise.
-    if last and epoch != 1 and run.get("label") == last["run"].get("label"):
-        if epoch <= last["epoch"]:
-            raise UnreadableRun(f"{where}, key 'epoch': {epoch} comes after {last['epoch']}")
-        run = last["run"]
-    going_on = last is not None and run is last["run"]
-    first = last["activation_std"] if going_on else record["activation_std"]
-    layers = len(first) if isinstance(first, list) else 0
-    report = {"epoch": epoch, "loss": as_number(record["loss"], where, "loss")}
-    edges = {"histogram": ACTIVATIONS[record.get("activation") or "relu"].edges}
-    edges |= {"gradient_histogram": GRADIENT_EDGES, "pre_histogram": PRE_EDGES}
-    for key in (*RUN_READINGS, *OPTIONAL_READINGS):
-        if key in record:
-            sizes = [len(edges[key]) + 1] * layers if key in edges else ()
-            sizes = report["layer_neuron_count"] if key == "firing_share" else sizes
-            report[key] = per_layer(record[key], layers, where, key, sizes)
-    if going_on and report["layer_neuron_count"] != last["layer_neuron_count"]:
-        raise UnreadableRun(f"{where}, key 'layer_neuron_count': not the run's widths")
-    if any(map(gt, report["dead_count"], report["layer_neuron_count"])):
-        raise UnreadableRun(f"{where}, key 'dead_count': more than the layer's neurons")
-    if run.get("layer_widths", [0, *report["layer_neuron_count"], 0])[1:-1] != report[
-            "layer_neuron_count"]:  # fmt: skip
-        raise UnreadableRun(f"{where}, key 'layer_widths': not inputs, each layer's, outputs")
-    if "sample_count" in record:
-        report["sample_count"] = record["sample_count"]
-    return {**report, "run": run}
-
-
-def json_object(line, where):
-    """The line's JSON object, with the keys every record has."""
     try:
         record = json.loads(line)
     except (ValueError, RecursionError) as error:
@@ -2701,7 +2657,33 @@ def json_object(line, where):
     for key in ("epoch", "loss", *RUN_READINGS):
         if key not in record:
             raise UnreadableRun(f"{where}, key {key!r}: missing")
-    return record
+    epoch, run = record["epoch"], run_fields(record, where)
+    if not is_number(epoch, 1, MAX_WHOLE, whole=True):
+        raise UnreadableRun(f"{where}, key 'epoch': {epoch!r:.60} is not a whole number from 1")
+    # A run goes on until a record starts again at epoch 1 or is labelled otherwise.
+    going_on = last and epoch != 1 and run.get("label") == last["run"].get("label")
+    if going_on and epoch <= last["epoch"]:
+        raise UnreadableRun(f"{where}, key 'epoch': {epoch} comes after {last['epoch']}")
+    run, first = (last["run"], last) if going_on else (run, record)
+    layers = len(first["activation_std"]) if isinstance(first["activation_std"], list) else 0
+    report = {"epoch": epoch, "loss": as_number(record["loss"], where, "loss")}
+    edges = {"histogram": ACTIVATIONS[record.get("activation") or "relu"].edges}
+    edges |= {"gradient_histogram": GRADIENT_EDGES, "pre_histogram": PRE_EDGES}
+    for key in (*RUN_READINGS, *OPTIONAL_READINGS):
+        if key in record:
+            sizes = [len(edges[key]) + 1] * layers if key in edges else ()
+            sizes = report["layer_neuron_count"] if key == "firing_share" else sizes
+            report[key] = per_layer(record[key], layers, where, key, sizes)
+    widths = report["layer_neuron_count"]
+    if going_on and widths != last["layer_neuron_count"]:
+        raise UnreadableRun(f"{where}, key 'layer_neuron_count': not the run's widths")
+    if any(map(gt, report["dead_count"], widths)):
+        raise UnreadableRun(f"{where}, key 'dead_count': more than the layer's neurons")
+    if run.get("layer_widths", [0, *widths, 0])[1:-1] != widths:
+        raise UnreadableRun(f"{where}, key 'layer_widths': not inputs, each layer's, outputs")
+    if "sample_count" in record:
+        report["sample_count"] = record["sample_count"]
+    return {**report, "run": run}
 
 
 def run_fields(record, where):
@@ -2738,12 +2720,10 @@ def per_layer(values, layers, where, key, sizes=()):
 
 def as_number(value, where, key):
     """A number (null: NaN; a float unless a count), or an UnreadableRun naming where and key."""
-    if value is None:
-        return math.nan
-    if not (type(value) is float or (type(value) is int and abs(value) <= 1e300)):
+    if value is not None and type(value) is not float and not is_number(value, -1e300, 1e300):
         wanted = "a number (or null, NaN, Infinity)"
         raise UnreadableRun(f"{where}, key {key!r}: {value!r:.60} is not {wanted}")
-    return value if key in COUNTS else float(value)
+    return math.nan if value is None else value if key in COUNTS else float(value)
 
 
 def run_dosing(path, reports, which=""):

@@ -256,7 +256,7 @@ def test_nan_from_epoch_1_with_only_the_required_keys_is_the_non_finite_warning(
     assert main.run(["read", str(path)]) == 0
     out = capsys.readouterr().out
     assert "verdict: training diverged at epoch 1 (loss NaN); first warning at epoch 1" in out
-    assert ": Layer 1: activation mean nan, activation std nan, gradient std nan" in out
+    assert "loss then NaN: Layer 1: 4 non-finite readings (NaN/inf) (+1 more warning)" in out
     assert "answers non-finite values at epoch 1" in out.split("prescription")[1]
 
 
