@@ -1326,14 +1326,10 @@ CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
 
 def still_falling(dosing, reports):
     """Whether more epochs could cure: quiet, the loss still falling, never given before."""
-    untreated = dosing.untreated_epochs or dosing.epochs
-    return falling(reports) and not reports[-1]["warnings"] and dosing.epochs == untreated
-
-
-def falling(reports):
-    """Whether the loss fell by a tenth or more over the last five epochs."""
     recent = [report["loss"] for report in reports[-6:]]
-    return len(recent) == 6 and recent[-1] <= STILL_FALLING * recent[0]
+    untreated = dosing.untreated_epochs or dosing.epochs
+    fell = len(recent) == 6 and recent[-1] <= STILL_FALLING * recent[0]
+    return fell and not reports[-1]["warnings"] and dosing.epochs == untreated
 
 
 INIT_SOURCES = {"kaiming": "He et al. 2015", "xavier": "Glorot and Bengio 2010"}
@@ -1384,12 +1380,12 @@ def fitted(reports, dosing=None):
 # A run read from a file is not on the toy task, so CURED_LOSS says nothing of it: it is
 # judged against itself. It made progress if its final loss is below half of where it started,
 # the lower of its epoch-1 loss and chance, ln(outputs) (for a classifier, 2 or more outputs),
-# or below that start and still falling. (The patients keep CURED_LOSS: with chance ln 4 it
-# would call well runs that treat and tests/cure_rate.py now treat, and change their numbers.)
+# or is below that start and "still falling". (The patients keep CURED_LOSS: with chance ln 4
+# it would call well runs that treat and tests/cure_rate.py now treat, and change their numbers.)
 def progressed(reports, dosing):
     outputs, final = dosing.layer_widths[-1], reports[-1]["loss"]
     start = min(reports[0]["loss"], math.log(outputs) if outputs >= 2 else math.inf)
-    return final < 0.5 * start or (final < start and falling(reports))
+    return final < 0.5 * start or (final < start and still_falling(dosing, reports))
 
 
 def prescribe(reports, dosing, tried=(), progress=fitted):
@@ -1783,10 +1779,8 @@ def print_experiment(measured):
     """The experiment's tables beside theory, its losses, finding and the paper's words."""
     experiment = EXPERIMENTS[measured["name"]]
     widths, activation = experiment.layer_widths, experiment.activation
-    hidden, seeds = (
-        widths[1:-1],
-        f"data seed {measured['data_seed']}, network seed {measured['network_seed']}",
-    )
+    hidden = widths[1:-1]
+    seeds = f"data seed {measured['data_seed']}, network seed {measured['network_seed']}"
     print(f"=== {experiment.title} ===")
     print(
         f"{activation} network, widths {widths[0]}-{hidden[0]}x{len(hidden)}-{widths[-1]}, "
@@ -1800,11 +1794,8 @@ def print_experiment(measured):
     bend = "halved after a ReLU" if activation == "relu" else "tanh taken as linear"
     for init_mode in measured["at_init"]:
         # A typical hidden layer's factor in the paper's chain: fan * Var(W), halved after a ReLU.
-        factor = (
-            LINEAR_REGIME_GAIN[activation]
-            * widths[2]
-            * init_std(*widths[1:3], init_mode, None) ** 2
-        )
+        std = init_std(*widths[1:3], init_mode, None)
+        factor = LINEAR_REGIME_GAIN[activation] * widths[2] * std**2
         print(
             f"\n{init_mode} init, at initialization; the paper's claim, from the input alone: "
             f"each layer multiplies the variance by {factor:.2f} ({bend})"
@@ -1829,13 +1820,8 @@ def init_table(experiment, measured, init_mode):
     """One init's per-layer stds beside theory's (and over several networks)."""
     report, pre_stds, predicted_pre, predicted_grad = measured["at_init"][init_mode]
     header = ["layer", "act std", "pre std", "theory", "grad std", "theory"]
-    columns = [
-        report["activation_std"],
-        pre_stds,
-        predicted_pre,
-        report["gradient_std"],
-        predicted_grad,
-    ]
+    columns = [report["activation_std"], pre_stds, predicted_pre, report["gradient_std"]]
+    columns.append(predicted_grad)
     if experiment.networks > 1:
         networks = measured["over_networks"][init_mode]
         header += [f"pre std, {experiment.networks} nets", "theory", "paper's claim"]
@@ -2534,18 +2520,8 @@ RUN_KEYS += ("network_seed",)
 def json_records(dosing, reports, **extra):
     """One JSON-ready dict per epoch: the dosing, the report and extra keys (NaN: null)."""
     run = {key: json_safe(getattr(dosing, key)) for key in RUN_KEYS}
-    return [
-        {
-            **run,
-            **{
-                key: json_safe(value)
-                for key, value in report.items()
-                if key not in ("warnings", "calm")
-            },
-            **extra,
-        }
-        for report in reports
-    ]
+    return [{**run, **{key: json_safe(value) for key, value in report.items() if key not in
+                       ("warnings", "calm")}, **extra} for report in reports]  # fmt: skip
 
 
 def json_safe(value):
@@ -2633,11 +2609,6 @@ def read_run(path):
                 reports.append(read_record(line, f"{path}, line {number}", last))
     if not reports:
         raise UnreadableRun(f"{path}: no record in it")
-    for run in runs_of(reports):  # a reading some of a run's epochs lack, the run lacks
-        for key in OPTIONAL_READINGS:
-            if not all(key in report for report in run):
-                for report in run:
-                    report.pop(key, None)
     return reports
 
 
@@ -2677,6 +2648,8 @@ def read_record(line, where, last):
     widths = report["layer_neuron_count"]
     if going_on and widths != last["layer_neuron_count"]:
         raise UnreadableRun(f"{where}, key 'layer_neuron_count': not the run's widths")
+    if going_on and (odd := (report.keys() ^ last.keys()) & set(OPTIONAL_READINGS)):
+        raise UnreadableRun(f"{where}, key {min(odd)!r}: in some of the run's records only")
     if any(map(gt, report["dead_count"], widths)):
         raise UnreadableRun(f"{where}, key 'dead_count': more than the layer's neurons")
     if run.get("layer_widths", [0, *widths, 0])[1:-1] != widths:
@@ -2739,27 +2712,23 @@ def run_dosing(path, reports, which=""):
     return replace(dosing, patient=run.get("patient", f"read{which}"), label=label)
 
 
-INIT_IN_PYTORCH = {
-    "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
-    "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
+# How each treatment is spelled in PyTorch, by the dosing field it changes.
+IN_PYTORCH = {
+    "init_mode": lambda treatment: {
+        "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
+        "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
+    }[treatment.change["init_mode"]],
+    "optimizer": lambda treatment: (
+        f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})"
+    ),
+    "learning_rate": lambda treatment: f"the optimizer's lr times {treatment.name.split(' x ')[1]}",
+    "clip": lambda treatment: (
+        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {treatment.change['clip']:g})"
+    ),
+    "norm": lambda treatment: "torch.nn.LayerNorm(width) before each activation",
+    "activation": lambda treatment: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
+    "epochs": lambda treatment: f"train for {treatment.change['epochs']} epochs",
 }
-# fmt: off
-IN_PYTORCH = {  # by the dosing field a treatment changes: (PyTorch's spelling, the change as data)
-    "init_mode": lambda t: (INIT_IN_PYTORCH[t.change["init_mode"]],
-                            {"init": t.change["init_mode"]}),
-    "optimizer": lambda t: (f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})",
-                            {"optimizer": "adam", "learning_rate": ADAM_LEARNING_RATE}),
-    "learning_rate": lambda t: (f"the optimizer's lr times {t.name.split(' x ')[1]}",
-                                {"learning_rate_factor": float(t.name.split(" x ")[1])}),
-    "clip": lambda t: (f"torch.nn.utils.clip_grad_norm_(model.parameters(), {t.change['clip']:g})",
-                       {"clip_norm": t.change["clip"]}),
-    "norm": lambda t: ("torch.nn.LayerNorm(width) before each activation",
-                       {"insert": "LayerNorm", "before": "each activation"}),
-    "activation": lambda t: (f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
-                             {"activation": t.change["activation"], "slope": LEAKY_SLOPE}),
-    "epochs": lambda t: (f"train for {t.change['epochs']} epochs", {"epochs": t.change["epochs"]}),
-}
-# fmt: on
 
 
 def prescription_lines(dosing, reports):
@@ -2767,7 +2736,9 @@ def prescription_lines(dosing, reports):
     prescription, lines, data = prescribe(reports, dosing, progress=progressed), [], []
     for treatment in prescription:
         field = next(key for key in IN_PYTORCH if key in treatment.change)
-        spelled, change = IN_PYTORCH[field](treatment)
+        spelled, change = IN_PYTORCH[field](treatment), json_safe(treatment.change)
+        if field == "learning_rate":  # the rate a file does not know: the factor it is given
+            change = {"learning_rate_factor": float(treatment.name.split(" x ")[1])}
         lines.append(f"- {treatment.name} (in PyTorch: {spelled}): {treatment.reason}")
         data.append(dict(name=treatment.name, change=change, in_pytorch=spelled,
                          answers=treatment.answers, source=treatment.source))  # fmt: skip
