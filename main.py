@@ -774,11 +774,9 @@ def describe_dosing(dosing):
     treatments += ["layer norm"] if dosing.norm == "layer" else []
     treatments += [f"clip={dosing.clip:g}"] if dosing.clip is not None else []
     treatments += [dosing.optimizer] if dosing.optimizer != "sgd" else []
-    widths = "-".join(map(str, dosing.layer_widths))
+    widths = "widths " + "-".join(map(str, dosing.layer_widths))
     epochs = plural(dosing.epochs, "epoch")
-    return ", ".join(
-        [init, *treatments, f"lr={dosing.learning_rate:g}", f"widths {widths}", epochs]
-    )
+    return ", ".join([init, *treatments, f"lr={dosing.learning_rate:g}", widths, epochs])
 
 
 def plural(count, noun):
@@ -1654,12 +1652,9 @@ LINEAR_REGIME_GAIN = {"tanh": 1.0, "relu": 0.5}  # E[x^2] / Var(z below)
 LEARNS_BELOW = 0.9  # "learns": the final loss is under 90% of chance, ln(classes)
 
 
-Experiment = namedtuple(
-    "Experiment",
-    "title activation layer_widths sample_count inits standardize networks epochs "
-    "learning_rate paper",
-)
 # fmt: off
+Experiment = namedtuple("Experiment", "title activation layer_widths sample_count inits "
+                        "standardize networks epochs learning_rate paper")
 EXPERIMENTS = {
     "glorot-bengio": Experiment(
         "Glorot and Bengio (2010): a 5-layer tanh network at initialization", "tanh",
@@ -2219,6 +2214,8 @@ def firing_maps(dosing, reports):
     relu = dosing.activation != "tanh"
     # A ReLU's map shows how often each neuron fired; a tanh's how often it saturated.
     never = "never fired" if relu else "always saturated"
+    colour, what = ("#0072B2", "fired") if relu else (f"{NEVER}80", "saturated")
+    key = [(colour, f"{what}: darker, for more samples"), (NEVER, never)]
 
     def cell(share):
         if math.isnan(share):  # a file's: an epoch with no samples
@@ -2232,11 +2229,6 @@ def firing_maps(dosing, reports):
     for layer in range(len(reports[0]["firing_share"])):
         neurons = range(len(reports[0]["firing_share"][layer]))
         cells = [[cell(r["firing_share"][layer][n]) for r in reports] for n in neurons]
-        key = (
-            [("#0072B2", "fired: darker, for more samples"), (NEVER, never)]
-            if relu
-            else [(f"{NEVER}80", "saturated: darker, for more samples"), (NEVER, never)]
-        )
         maps.append(heatmap(f"layer {layer + 1}: each neuron, epoch by epoch",
                             [f"n{n + 1}" for n in neurons], cells, key))  # fmt: skip
     return maps
@@ -2512,9 +2504,7 @@ def html_page(argv, sections):
 # ----------------------------------------------------------------------------
 # Export: JSON Lines, and writing a file whole
 
-RUN_KEYS = ("patient", "label", "init_mode", "weight_scale_override", "learning_rate")
-RUN_KEYS += ("layer_widths", "activation", "norm", "clip", "optimizer", "epochs", "data_seed")
-RUN_KEYS += ("network_seed",)
+RUN_KEYS = ("patient", "label", *DOSING_FIELDS, "data_seed", "network_seed")
 
 
 def json_records(dosing, reports, **extra):
@@ -2527,9 +2517,7 @@ def json_records(dosing, reports, **extra):
 def json_safe(value):
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def write_file(path, text):
@@ -2596,7 +2584,7 @@ class UnreadableRun(ValueError):
 
 
 def read_run(path):
-    """The reports of a JSON Lines file, checked line by line (runs_of parts them by run)."""
+    """The reports of a JSON Lines file, checked line by line (each with its run's "run")."""
     if not os.path.isfile(path):
         raise UnreadableRun(f"{path}: no such file")
     if os.path.getsize(path) > MAX_RUN_BYTES:
@@ -2605,16 +2593,10 @@ def read_run(path):
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if line.strip():
-                last = reports[-1] if reports else None
-                reports.append(read_record(line, f"{path}, line {number}", last))
+                reports.append(read_record(line, f"{path}, line {number}", (reports or [None])[-1]))
     if not reports:
         raise UnreadableRun(f"{path}: no record in it")
     return reports
-
-
-def runs_of(reports):
-    """The reports run by run: each run's reports share its first record's "run"."""
-    return [list(run) for _, run in groupby(reports, key=lambda report: id(report["run"]))]
 
 
 def read_record(line, where, last):
@@ -2628,7 +2610,11 @@ def read_record(line, where, last):
     for key in ("epoch", "loss", *RUN_READINGS):
         if key not in record:
             raise UnreadableRun(f"{where}, key {key!r}: missing")
-    epoch, run = record["epoch"], run_fields(record, where)
+    run = {key: record[key] for key in RUN_FIELDS if record.get(key) is not None}  # null: not said
+    for key, value in run.items():
+        if not RUN_FIELDS[key][0](value):
+            raise UnreadableRun(f"{where}, key {key!r}: {value!r:.60} is not {RUN_FIELDS[key][1]}")
+    epoch = record["epoch"]
     if not is_number(epoch, 1, MAX_WHOLE, whole=True):
         raise UnreadableRun(f"{where}, key 'epoch': {epoch!r:.60} is not a whole number from 1")
     # A run goes on until a record starts again at epoch 1 or is labelled otherwise.
@@ -2657,15 +2643,6 @@ def read_record(line, where, last):
     if "sample_count" in record:
         report["sample_count"] = record["sample_count"]
     return {**report, "run": run}
-
-
-def run_fields(record, where):
-    """The record's keys about its run (a null: not said), each checked."""
-    run = {key: record[key] for key in RUN_FIELDS if record.get(key) is not None}
-    for key, value in run.items():
-        if not RUN_FIELDS[key][0](value):
-            raise UnreadableRun(f"{where}, key {key!r}: {value!r:.60} is not {RUN_FIELDS[key][1]}")
-    return run
 
 
 def per_layer(values, layers, where, key, sizes=()):
@@ -2713,21 +2690,17 @@ def run_dosing(path, reports, which=""):
 
 
 # How each treatment is spelled in PyTorch, by the dosing field it changes.
-IN_PYTORCH = {
-    "init_mode": lambda treatment: {
+IN_PYTORCH = {  # t: the Treatment
+    "init_mode": lambda t: {
         "kaiming": 'torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")',
         "xavier": "torch.nn.init.xavier_normal_(layer.weight)",
-    }[treatment.change["init_mode"]],
-    "optimizer": lambda treatment: (
-        f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})"
-    ),
-    "learning_rate": lambda treatment: f"the optimizer's lr times {treatment.name.split(' x ')[1]}",
-    "clip": lambda treatment: (
-        f"torch.nn.utils.clip_grad_norm_(model.parameters(), {treatment.change['clip']:g})"
-    ),
-    "norm": lambda treatment: "torch.nn.LayerNorm(width) before each activation",
-    "activation": lambda treatment: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
-    "epochs": lambda treatment: f"train for {treatment.change['epochs']} epochs",
+    }[t.change["init_mode"]],
+    "optimizer": lambda t: f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})",
+    "learning_rate": lambda t: f"the optimizer's lr times {t.name.split(' x ')[1]}",
+    "clip": lambda t: f"torch.nn.utils.clip_grad_norm_(model.parameters(), {t.change['clip']:g})",
+    "norm": lambda t: "torch.nn.LayerNorm(width) before each activation",
+    "activation": lambda t: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
+    "epochs": lambda t: f"train for {t.change['epochs']} epochs",
 }
 
 
@@ -2787,7 +2760,7 @@ def build_parser():
          "(default: healthy sick)"),
         ("experiment", run_experiment, [seeds, files], "readings at init beside theory: Glorot "
          "and Bengio 2010, or He et al. 2015"),
-        ("read", run_read, [], "examine a run recorded elsewhere (JSON Lines, as examine "
+        ("read", run_read, [files], "examine a run recorded elsewhere (JSON Lines, as examine "
          "--json writes it, or the README's PyTorch recorder)"),
     ):
         command = commands.add_parser(name, parents=parents, help=about, description=about)
@@ -2798,9 +2771,6 @@ def build_parser():
     for command in (examine, read):
         command.add_argument("--report-every", type=number(int, 1, MAX_EPOCHS), metavar="N",
                              help=f"a chart every N epochs (default {REPORT_EVERY})")
-    read.add_argument("--html", type=output_path, metavar="PATH", help="draw a page of charts")
-    read.add_argument("--json", type=output_path, metavar="PATH",
-                      help="write the reports, each with the prescription as data")
     examine.add_argument("--halt-on-warning", action="store_true", help="stop at the first warning")
     pairs.add_argument("--pairs", type=number(int, 1, MAX_SEED_PAIRS), default=20, metavar="N",
                        help="seed pairs (default 20)")
@@ -2990,12 +2960,13 @@ def run_experiment(args):
 
 
 def run_read(args):
-    runs, examined, records = runs_of(read_run(args.path)), [], []
+    # Each run's reports share its first record's "run".
+    runs = [list(run) for _, run in groupby(read_run(args.path), key=lambda r: id(r["run"]))]
+    examined, records = [], []
     missing = [key for key in OPTIONAL_READINGS if any(key not in run[0] for run in runs)]
     if missing:
-        print(
-            f"(not in {args.path}: {', '.join(missing)}; the examination skips what needs them)\n"
-        )
+        skipped = f"{', '.join(missing)}; the examination skips what needs them"
+        print(f"(not in {args.path}: {skipped})\n")
     for number, reports in enumerate(runs, 1):
         unsaid = set(RUN_KEYS) - reports[0]["run"].keys() - {"label", "patient"}  # not written
         dosing = run_dosing(args.path, reports, f", run {number}" if len(runs) > 1 else "")
