@@ -1340,7 +1340,8 @@ def recommended_init(dosing, reports):
 
 def steady_learning_rate(dosing, reports):
     factor = steady_factor(reports, LR_NUDGE)
-    change = {"learning_rate": dosing.learning_rate * factor} if factor != 1.0 else {}  # no telling
+    # Exactly 1 only where no update ratio was recorded (a file's): no telling, no change.
+    change = {"learning_rate": dosing.learning_rate * factor} if factor != 1.0 else {}
     return f"learning rate x {factor:.2g}", change, "Karpathy, CS231n notes"
 
 
@@ -1375,12 +1376,12 @@ def fitted(reports, dosing=None):
     return reports[-1]["loss"] < CURED_LOSS
 
 
-# A run read from a file is not on the toy task, so CURED_LOSS says nothing of it: it is
-# judged against itself. It made progress if its final loss is below half of where it started,
-# the lower of its epoch-1 loss and chance, ln(outputs) (for a classifier, 2 or more outputs),
-# or is below that start and "still falling". (The patients keep CURED_LOSS: with chance ln 4
-# it would call well runs that treat and tests/cure_rate.py now treat, and change their numbers.)
+# A run read from a file is not on the toy task, so CURED_LOSS says nothing of it: it is judged
+# against where it started, the lower of its epoch-1 loss and chance, ln(outputs) (a classifier's,
+# 2 or more outputs). The patients keep CURED_LOSS: with chance ln 4 it would call well runs that
+# treat and tests/cure_rate.py now treat, and change their numbers.
 def progressed(reports, dosing):
+    """A read run's progress: a final loss below half its start, or below it and still falling."""
     outputs, final = dosing.layer_widths[-1], reports[-1]["loss"]
     start = min(reports[0]["loss"], math.log(outputs) if outputs >= 2 else math.inf)
     return final < 0.5 * start or (final < start and still_falling(dosing, reports))
@@ -2554,7 +2555,7 @@ COUNTS = ("dead_count", "nonfinite_count", "histogram", "gradient_histogram", "p
 RANGES = {key: (0.0, math.inf) for key in (*RUN_READINGS[1:], *OPTIONAL_READINGS)}
 RANGES |= {key: (0.0, MAX_WHOLE) for key in COUNTS} | {"layer_neuron_count": (1.0, MAX_WHOLE)}
 RANGES |= {"saturation_rate": (0.0, 1.0), "firing_share": (0.0, 1.0)}
-COUNTS += ("layer_neuron_count",)
+COUNTS += ("layer_neuron_count",)  # a count too, but from 1
 
 
 def is_number(value, low=-math.inf, high=math.inf, whole=False):
@@ -2968,7 +2969,7 @@ def run_read(args):
         skipped = f"{', '.join(missing)}; the examination skips what needs them"
         print(f"(not in {args.path}: {skipped})\n")
     for number, reports in enumerate(runs, 1):
-        unsaid = set(RUN_KEYS) - reports[0]["run"].keys() - {"label", "patient"}  # not written
+        unsaid = set(RUN_KEYS) - reports[0]["run"].keys() - {"label", "patient"}  # kept unknown
         dosing = run_dosing(args.path, reports, f", run {number}" if len(runs) > 1 else "")
         for report in reports:
             report["warnings"], report["calm"] = examination_warnings(report)
