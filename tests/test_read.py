@@ -15,6 +15,12 @@ import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run(argv):
+    """main.run(argv) in this process, with the stops it holds at its end let go again."""
+    with main.stops_held():  # held, a process started later (test_signals') would inherit them
+        return main.run(argv)
+
+
 SLOW_PATIENTS = [
     pytest.param(name, marks=pytest.mark.slow) for name in main.PATIENTS if name != "dead"
 ]
@@ -149,7 +155,7 @@ def test_each_bad_input_is_one_line_naming_file_line_and_key(content, tmp_path, 
         path.mkdir()
     elif content is not None:
         path.write_text(content)
-    assert (main.run(["read", str(path)]), capsys.readouterr()) == (2, ("", (
+    assert (run(["read", str(path)]), capsys.readouterr()) == (2, ("", (
         f"main.py read: error: {path}: {BAD_INPUTS[content]}\n".replace(
             f"{path}: line", f"{path}, line")
     )))  # fmt: skip
@@ -234,7 +240,7 @@ def test_every_row_of_the_table_reaches_a_read_run_spelled_in_pytorch(
     path = a_run(
         tmp_path / "run.jsonl", losses, **{**CONDITION_RECORDS[condition], **KIND_READINGS[kind]}
     )
-    assert main.run(["read", path, "--json", str(tmp_path / "given.jsonl")]) == 0
+    assert run(["read", path, "--json", str(tmp_path / "given.jsonl")]) == 0
     given = capsys.readouterr().out.split("prescription (nothing is treated here")[1]
     assert given.splitlines()[1].startswith("- ")
     assert IN_PYTORCH[treatment] in given.splitlines()[1]
@@ -256,7 +262,7 @@ def test_nan_from_epoch_1_with_only_the_required_keys_is_the_non_finite_warning(
     records = [{**REQUIRED, **nan, "epoch": n, "loss": math.nan} for n in range(1, 13)]
     path = tmp_path / "overflowed.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    assert main.run(["read", str(path)]) == 0
+    assert run(["read", str(path)]) == 0
     out = capsys.readouterr().out
     assert "verdict: training diverged at epoch 1 (loss NaN); first warning at epoch 1" in out
     assert "loss then NaN: Layer 1: 4 non-finite readings (NaN/inf) (+1 more warning)" in out
@@ -268,7 +274,7 @@ def test_an_infinite_loss_alone_is_the_non_finite_warning_at_its_epoch(tmp_path,
     records = [{**REQUIRED, "epoch": n, "loss": loss} for n, loss in enumerate(losses, 1)]
     path = tmp_path / "spike.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    assert main.run(["read", str(path)]) == 0
+    assert run(["read", str(path)]) == 0
     out = capsys.readouterr().out
     assert "first warning at epoch 3, loss then inf (epoch 1: 1.3000): Output: loss inf" in out
 
@@ -312,14 +318,14 @@ def test_a_thousand_mutated_files_are_each_read_or_refused_in_one_line(tmp_path,
     source = tmp_path / "examined.jsonl"
     patients = ["healthy", "saturated", "exploding", "collapsed"]  # 3 activations; 4, 2 layers
     args = ["examine", *patients, "--epochs", "3", "--json", str(source)]
-    assert main.run(args) == 0
+    assert run(args) == 0
     lines, rng, statuses = source.read_text().splitlines(), random.Random(2026), []
     capsys.readouterr()
     for trial in range(1200):
         path = tmp_path / f"mutant{trial % 10}.jsonl"
         path.write_text("".join(line + "\n" for line in mutated(lines, rng)))
         page = ["--html", str(tmp_path / "page.html")] if trial % 10 == 0 else []
-        statuses.append(main.run(["read", str(path), *page]))  # any other exception fails
+        statuses.append(run(["read", str(path), *page]))  # any other exception fails
         out, err = capsys.readouterr()
         if statuses[-1] == 2:
             assert out == "" and err.startswith(f"main.py read: error: {path}")
@@ -338,9 +344,9 @@ def examinations(read_output):
 def written_and_read(argv, tmp_path, capsys):
     """What a command printed with --json, and what read printed of its file."""
     path = str(tmp_path / "written.jsonl")
-    assert main.run([*argv, "--json", path]) == 0
+    assert run([*argv, "--json", path]) == 0
     printed = capsys.readouterr().out
-    assert main.run(["read", path]) == 0
+    assert run(["read", path]) == 0
     return printed, capsys.readouterr().out
 
 
@@ -371,7 +377,7 @@ def test_no_layer_widths_is_read_with_no_telling_of_the_init(tmp_path, capsys):
     records = [{**REQUIRED, "epoch": n, "loss": 1.0, "init_mode": "kaiming"} for n in (1, 2, 3)]
     path = tmp_path / "widthless.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
-    assert main.run(["read", str(path)]) == 0  # init_scale cannot divide by an unknown fan_in
+    assert run(["read", str(path)]) == 0  # init_scale cannot divide by an unknown fan_in
     assert capsys.readouterr().out.startswith(f"(not in {path}: update_ratio, nonfinite_count")
 
 
@@ -397,7 +403,7 @@ CANCER = [0.7063, 0.6725, 0.6394, 0.6007, 0.5528, 0.497, 0.4392, 0.384, 0.3363, 
 )
 def test_a_read_run_is_well_by_its_own_start_and_chance(losses, outputs, well, tmp_path, capsys):
     path = a_run(tmp_path / "run.jsonl", losses, layer_widths=[8, 16, 16, outputs])
-    assert main.run(["read", path]) == 0
+    assert run(["read", path]) == 0
     given = capsys.readouterr().out.split("\nprescription")[1]
     assert given.startswith(": nothing: it is well.") == well
     assert ("answers no progress" in given) != well
@@ -407,7 +413,7 @@ def test_read_json_writes_each_epoch_with_the_prescription_as_data_and_reads_bac
     losses = [1.3 - 0.01 * n for n in range(6)]
     path = a_run(tmp_path / "run.jsonl", losses, gradient_std=[50.0, 50.0], dead_count=[8, 0])
     written = tmp_path / "examined.jsonl"
-    assert main.run(["read", path, "--json", str(written)]) == 0
+    assert run(["read", path, "--json", str(written)]) == 0
     printed = capsys.readouterr().out
     assert printed.endswith(f"wrote 6 reports to {written}\n")
     records = [json.loads(line) for line in written.read_text().splitlines()]
@@ -422,5 +428,5 @@ def test_read_json_writes_each_epoch_with_the_prescription_as_data_and_reads_bac
          "source": "Maas, Hannun and Ng 2013"},
     ]  # fmt: skip
     assert all(record["prescription"] == records[0]["prescription"] for record in records)
-    assert main.run(["read", str(written)]) == 0  # what read writes, read reads
+    assert run(["read", str(written)]) == 0  # what read writes, read reads
     assert capsys.readouterr().out.replace(str(written), path) == printed[: printed.index("wrote ")]
