@@ -519,6 +519,20 @@ def leaky_relu(value):
     return -RELU_CAP if leak < -RELU_CAP else leak
 
 
+def normal_cdf(value):
+    return 0.5 * (1.0 + math.erf(value / math.sqrt(2.0)))
+
+
+def sigmoid(value):
+    return 0.5 * (1.0 + math.tanh(0.5 * value))  # 1 / (1 + e^-x), with no overflow
+
+
+def gated(value, gate):
+    """GELU's and SiLU's value times its gate, within +-RELU_CAP like safe_relu (NaN passes)."""
+    value = max(value, -RELU_CAP)  # far below 0 the gate is 0: no -inf * 0
+    return min(value * gate(value), RELU_CAP)
+
+
 # An activation: its layer; its slope (from the pre- and post-activation; None
 # where a ReLU is off, so that its column is never summed); whether a neuron
 # works (a ReLU fires above 0, a tanh works off its flat shoulders); its
@@ -543,6 +557,16 @@ ACTIVATIONS = {
                        lambda z, a: abs(z) <= SATURATION_LIMIT,
                        TANH_EDGES, [*(f"<= {edge:g}" for edge in TANH_EDGES), "> 0.99"],
                        ("dead_count",)),
+    # GELU (Hendrycks and Gimpel 2016) and SiLU (Elfwing et al. 2018): below 0 they
+    # dip and still pass a gradient, above it they grow linearly: nothing dies or saturates.
+    "gelu": Activation(lambda pre: [gated(z, normal_cdf) for z in pre],
+                       lambda z, a: normal_cdf(z) + z * math.exp(-0.5 * z * z) / math.tau**0.5,
+                       lambda z, a: a > 0.0, HISTOGRAM_EDGES,
+                       ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
+    "silu": Activation(lambda pre: [gated(z, sigmoid) for z in pre],
+                       lambda z, a: sigmoid(z) * (1.0 + z * (1.0 - sigmoid(z))),
+                       lambda z, a: a > 0.0, HISTOGRAM_EDGES,
+                       ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
 }
 # fmt: on
 
@@ -1270,6 +1294,7 @@ FAMILIES = (
     ("signal collapse", "vanishing gradients", "update too small", "no progress"),
 )
 RECOMMENDED_INIT = {"relu": "kaiming", "leaky_relu": "kaiming", "tanh": "xavier"}
+RECOMMENDED_INIT |= {"gelu": "kaiming", "silu": "kaiming"}  # ReLU-like: they pass half
 # The learning rate is titrated by its effect, the update/weight ratio:
 # toward an epoch-1 ratio (the largest layer's) of STEADY_STEPS, a value
 # chosen on the tuning seeds of tests/cure_rate.py. Karpathy's ~1e-3 is for a
@@ -2333,6 +2358,7 @@ def examination_section(dosing, reports):
     signs = "".join(f"<li>{escape(warning.text)}</li>" for warning in (first or last)["warnings"])
     return (
         f"<section><h2>{escape(dosing.label)}</h2><p>{escape(describe_dosing(dosing))}</p>"
+        f"<p>{escape(places_line(reports[0]))}</p>"
         f"<p><b>{escape(verdict(reports))}</b></p>"
         + (f"<h3>first sign, epoch {first['epoch']}</h3><ul>{signs}</ul>" if first else "")
         + f'<div class="charts"><div class="lead">{lead}</div>{"".join(charts)}</div></section>'
@@ -2643,7 +2669,38 @@ def read_record(line, where, last):
         raise UnreadableRun(f"{where}, key 'layer_widths': not inputs, each layer's, outputs")
     if "sample_count" in record:
         report["sample_count"] = record["sample_count"]
-    return {**report, "run": run}
+    return {**report, **layer_places(record, layers, where), "run": run}
+
+
+# Where each layer runs in the model, as the README's recorder writes it (optional).
+PLACES = {
+    "layer_names": (lambda v: type(v) is str, "a name"),
+    "layer_positions": (lambda v: is_number(v, 1, MAX_WHOLE, True), "a whole number from 1"),
+}
+
+
+def layer_places(record, layers, where):
+    """The record's names of its layers and positions of their neurons, if it has them."""
+    places = {key: record[key] for key in PLACES if key in record}
+    for key, values in places.items():
+        fits, what = PLACES[key]
+        if type(values) is not list or len(values) != layers or not all(map(fits, values)):
+            raise UnreadableRun(f"{where}, key {key!r}: give {what} per hidden layer ({layers})")
+    return places
+
+
+def places_line(report):
+    """Where each layer runs in the model, a convolution's as its channels ('' if unsaid)."""
+    names, positions = report.get("layer_names"), report.get("layer_positions")
+    said = []
+    for index, width in enumerate(report["layer_neuron_count"] if names or positions else ()):
+        spread = positions[index] if positions else 1
+        what = plural(width, "neuron")
+        if spread > 1:  # a neuron of a convolution is a channel, at every position
+            what = f"a convolution: {width} channels, {spread} positions each"
+        at = f' at "{names[index]}"' if names else ""
+        said.append(f"{index + 1}{at} ({what})")
+    return "layers, by where they run in the model: " + ", ".join(said) if said else ""
 
 
 def per_layer(values, layers, where, key, sizes=()):
@@ -2975,6 +3032,8 @@ def run_read(args):
             report["warnings"], report["calm"] = examination_warnings(report)
         # A long run gets about ten charts unless asked for more.
         every = args.report_every or max(REPORT_EVERY, math.ceil(len(reports) / 10))
+        if places_line(reports[0]):
+            print(places_line(reports[0]) + "\n")
         print_examination(dosing, reports, every)
         lines, given = prescription_lines(dosing, reports)
         print("\n".join(lines) + "\n")

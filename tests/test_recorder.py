@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_readme import pieces
 
 import main
 
@@ -426,3 +427,38 @@ def test_on_a_gpu_only_end_epoch_waits_for_the_device(tmp_path):
         torch.cuda.set_sync_debug_mode(0)
     recorder.end_epoch(1, loss.item())
     assert json.loads((tmp_path / "run.jsonl").read_text())["batches"] == 8
+
+
+LEARNER_SCRIPT = next(
+    block for block in re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    if block.startswith("# digits.py")
+).replace("# ... the HealthRecorder above, pasted here ...", RECORDER)  # fmt: skip
+LEARNER_RUNS = re.findall(r"```text\n\$ python digits\.py (\w+) ([\d.]+) (\S+) && .*?\n(.*?)```",
+                          README, flags=re.DOTALL)  # fmt: skip
+
+
+def learner_run(folder, shape, lr, name):
+    """The README's digits.py run as pasted, then read: what read prints."""
+    (folder / "digits.py").write_text(LEARNER_SCRIPT)
+    subprocess.run([sys.executable, "digits.py", shape, lr, name], cwd=folder, check=True)
+    command = [sys.executable, ROOT / "main.py", "read", name, "--report-every", "100"]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(("shape", "lr", "name", "pasted"), LEARNER_RUNS)
+def test_the_readmes_learner_runs_print_what_it_pastes(shape, lr, name, pasted, tmp_path):
+    pytest.importorskip("sklearn", reason="needs scikit-learn")
+    real = learner_run(tmp_path, shape, lr, name).split("\n")
+    position = 0
+    for piece in pieces(pasted.rstrip("\n").split("\n")):
+        found = [i for i in range(position, len(real)) if real[i : i + len(piece)] == piece]
+        assert found, "not in the real output, in this order:\n" + "\n".join(piece)
+        position = found[0] + len(piece)
+
+
+@pytest.mark.parametrize(("shape", "lr"), [("mlp", "0.192"), ("cnn", "0.188")])
+def test_the_prescribed_dose_of_the_readmes_learner_runs_is_well(shape, lr, tmp_path):
+    pytest.importorskip("sklearn", reason="needs scikit-learn")
+    printed = learner_run(tmp_path, shape, lr, "cured.jsonl")
+    assert "verdict: no warning in 20 epochs" in printed
+    assert "prescription: nothing: it is well." in printed

@@ -280,6 +280,10 @@ def test_each_activation_and_its_slope():
     # tanh' = 1 - tanh^2, read off the output: 1 at 0, 0.42 at 1.
     assert tanh.slope(0.0, math.tanh(0.0)) == 1.0
     assert tanh.slope(1.0, math.tanh(1.0)) == pytest.approx(1.0 / math.cosh(1.0) ** 2)
+    # GELU(x) = x Phi(x) and SiLU(x) = x / (1 + e^-x), as PyTorch's: at 1 and at -1.
+    gelu, silu = main.ACTIVATIONS["gelu"], main.ACTIVATIONS["silu"]
+    assert gelu.layer([1.0, -1.0]) == pytest.approx([0.8413447460685429, -0.15865525393145707])
+    assert silu.layer([1.0, -1.0]) == pytest.approx([0.7310585786300049, -0.2689414213699951])
 
 
 def test_layer_norm_gives_zero_mean_unit_spread_then_gain_and_shift():
