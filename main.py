@@ -1266,8 +1266,8 @@ PRESCRIPTIONS = (
     ("saturation",           "init too large",   "the activation's init"),
     ("saturation",           "fast steps",       "steady learning rate"),
     ("saturation",           "always",           "layer norm"),
-    ("dead neurons",         "init off by 2x",   "the activation's init"),
     ("dead neurons",         "fast steps",       "steady learning rate"),
+    ("dead neurons",         "init off by 2x",   "the activation's init"),
     ("dead neurons",         "ReLU",             "leaky ReLU"),
     ("dead neurons",         "always",           "layer norm"),
     ("signal collapse",      "init too small",   "the activation's init"),
@@ -1312,15 +1312,17 @@ ADAM_LEARNING_RATE = 3e-3
 STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 
 
-def init_scale(dosing):
+def init_scale(dosing, reports=()):
     """The init's std over the activation's recommended one (geometric mean over layers)."""
-    known = dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None
-    if not known or 0 in dosing.layer_widths:
-        return 1.0  # not known (a run read from a file, the widths it does not say): no telling
     best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
-    given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
-    logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans)]
-    return math.exp(math.fsum(logs) / len(logs))
+    if reports and "init_std" in reports[0]:  # a file that says each layer's first weights
+        given, fans = reports[0]["init_std"], reports[0]["fans"]
+    elif dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None:
+        given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
+    else:
+        return 1.0  # not known (a run read from a file that does not say): no telling
+    logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans) if fan]
+    return math.exp(math.fsum(logs) / len(logs)) if logs else 1.0
 
 
 def steady_factor(reports, nudge=1.0):
@@ -1337,9 +1339,9 @@ def steady_factor(reports, nudge=1.0):
 
 CONDITIONS = {  # condition: whether it holds for a dosing and its run's reports
     "always": lambda dosing, reports: True,
-    "init too large": lambda dosing, reports: init_scale(dosing) > 1.1,
-    "init too small": lambda dosing, reports: init_scale(dosing) < 0.9,
-    "init off by 2x": lambda dosing, reports: not 0.5 < init_scale(dosing) < 2.0,
+    "init too large": lambda dosing, reports: init_scale(dosing, reports) > 1.1,
+    "init too small": lambda dosing, reports: init_scale(dosing, reports) < 0.9,
+    "init off by 2x": lambda dosing, reports: not 0.5 < init_scale(dosing, reports) < 2.0,
     "fast steps": lambda dosing, reports: steady_factor(reports) < 1.0 / STEADY_BAND,
     "slow steps": lambda dosing, reports: steady_factor(reports) > STEADY_BAND,
     "ReLU": lambda dosing, reports: dosing.activation == "relu",
@@ -2672,10 +2674,19 @@ def read_record(line, where, last):
     return {**report, **layer_places(record, layers, where), "run": run}
 
 
-# Where each layer runs in the model, as the README's recorder writes it (optional).
+# Where each layer runs in the model, and the std and fans of the weights feeding it
+# at the start (null: none), as the README's recorder writes them (optional).
 PLACES = {
     "layer_names": (lambda v: type(v) is str, "a name"),
     "layer_positions": (lambda v: is_number(v, 1, MAX_WHOLE, True), "a whole number from 1"),
+    "init_std": (lambda v: v is None or is_number(v, math.ulp(0.0), 1e300), "a std above 0"),
+    "fans": (
+        lambda v: (
+            v is None
+            or (type(v) is list and [is_number(f, 1, MAX_WHOLE, True) for f in v] == [True, True])
+        ),
+        "[fan-in, fan-out]",
+    ),
 }
 
 
