@@ -19,6 +19,12 @@ a run recorded elsewhere (PyTorch); the command line.
 
 import math
 import random
+import sys
+
+# Many a system Python is 3.9: one line, not an ImportError's traceback.
+if sys.version_info < (3, 10):  # noqa: UP036
+    sys.exit(f"main.py needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+
 from bisect import bisect_right
 from collections import namedtuple
 from itertools import groupby, pairwise
@@ -473,7 +479,6 @@ import json
 import os
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -765,7 +770,8 @@ PATIENTS = {  # name: the dosing, what its label says of it, the disease it show
                   "vanishing gradients: tanh with weights far below Xavier's; the gradient "
                   "shrinks layer by layer on its way down"),
     "dead": (Dosing(learning_rate=0.09), "lr=0.09",
-             "dying ReLUs: a learning rate 1.8x the healthy one knocks neurons off for good"),
+             "dying ReLUs: a learning rate 1.8x the healthy one knocks neurons off, epoch "
+             "after epoch; most fire again later, a few never do"),
     "saturated": (Dosing("bad", 2.0, 0.02, activation="tanh"), "tanh, init std=2",
                   "saturation: tanh with weights 8x Xavier's std; its inputs sit past +-6, on "
                   "the flat shoulder"),
@@ -1315,13 +1321,16 @@ STILL_FALLING = 0.9  # the loss fell by 10% or more over the last five epochs
 def init_scale(dosing, reports=()):
     """The init's std over the activation's recommended one (geometric mean over layers)."""
     best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
+    known = dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None
     if reports and "init_std" in reports[0]:  # a file that says each layer's first weights
         given, fans = reports[0]["init_std"], reports[0]["fans"]
-    elif dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None:
+    elif known and 0 not in dosing.layer_widths:
         given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
     else:
         return 1.0  # not known (a run read from a file that does not say): no telling
-    logs = [math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans) if fan]
+    logs = [
+        math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans) if std and fan
+    ]
     return math.exp(math.fsum(logs) / len(logs)) if logs else 1.0
 
 
@@ -3057,7 +3066,12 @@ def run_read(args):
 def command_line(argv):
     """Run what argv asks for and write the files it names."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # No command is the lesson's, with its flags; what a command does not take is refused
+    # with the command's own usage.
+    lesson = not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))
+    args, foreign = parser.parse_known_args(["lesson", *argv] if lesson else argv)
+    if foreign:
+        args.parser.error(f"unrecognized arguments: {' '.join(foreign)}")
     for key, value in vars(args).items():  # argparse before 3.13 makes [] of a value of '--'
         if value == [] and key != "patients":
             args.parser.error(f"argument --{key.replace('_', '-')}: '--' is not a value: give one")

@@ -179,6 +179,36 @@ def test_each_command_takes_only_its_own_flags(argv, foreign, capsys):
         assert result.stderr.splitlines()[-1] == line
 
 
+def test_no_command_is_the_lesson_with_its_flags(tmp_path, capsys):
+    main.command_line(["--json", str(tmp_path / "x.jsonl"), "--data-seed", "8"])
+    printed = capsys.readouterr().out
+    main.command_line(["lesson", "--data-seed", "8"])
+    assert printed == capsys.readouterr().out + f"wrote 60 reports to {tmp_path / 'x.jsonl'}\n"
+    assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 60
+
+
+@pytest.mark.parametrize("name", ["lesson", "examine", "treat", "seeds", "experiment", "read"])
+def test_each_commands_error_shows_its_own_usage(name, capsys):
+    argv = [name, *{"experiment": ["he"], "read": ["run.jsonl"]}.get(name, []), "--bogus"]
+    with pytest.raises(SystemExit):
+        main.command_line(argv)
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: main.py {name} "), err
+    assert err.splitlines()[-1] == f"main.py {name}: error: unrecognized arguments: --bogus"
+
+
+OLD_PYTHON = Path.home() / ".pyenv" / "versions"
+
+
+@pytest.mark.skipif(not list(OLD_PYTHON.glob("3.9*/bin/python")), reason="no Python 3.9 here")
+def test_python_3_9_gets_one_line_and_status_1():
+    python = sorted(OLD_PYTHON.glob("3.9*/bin/python"))[0]
+    result = subprocess.run([python, "main.py"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("main.py needs Python 3.10 or newer; this is 3.9")
+    assert len(result.stderr.splitlines()) == 1
+
+
 WHOLE = "give a whole number from {} to {}"
 ABOVE_0 = "give a finite number above 0"
 

@@ -170,6 +170,22 @@ def test_only_the_lessons_sick_patient_ends_frozen(default_runs):
     assert frozen == ["sick"]
 
 
+def test_the_dead_patients_words_are_its_maps_most_dead_neurons_fire_again_a_few_never(
+    default_runs,
+):
+    # "knocks neurons off, epoch after epoch; most fire again later, a few never do": in
+    # each layer that has dead neurons, a neuron dead in some epoch and in every one after
+    # it stays dead; the others fire again. (Layers 2-4: 4 of 13, 3 of 16, 2 of 14 stay.)
+    reports = default_runs["dead"]
+    for layer in range(len(reports[0]["firing_share"])):
+        dead = [[share == 0.0 for share in r["firing_share"][layer]] for r in reports]
+        ever = [n for n in range(len(dead[0])) if any(epoch[n] for epoch in dead)]
+        first = {n: next(e for e, epoch in enumerate(dead) if epoch[n]) for n in ever}
+        stay = [n for n in ever if all(epoch[n] for epoch in dead[first[n] :])]
+        assert not ever or 0 < len(stay) < len(ever) - len(stay), (layer, len(stay), len(ever))
+    assert any(report["dead_count"][1] for report in reports)  # layer 2 has dead neurons
+
+
 def test_the_healthy_patient_trips_no_warning_at_any_epoch(default_runs):
     # Every warning the examination counts, the seventh reading's included.
     assert all(report["warnings"] == [] for report in default_runs["healthy"])

@@ -145,6 +145,14 @@ BAD_INPUTS = {  # file content (None: no file; "/": a folder): the end of the on
     GOOD.replace('"epoch": 1', '"epoch": 1, "update_ratio": [0.1, 0.1]') + "\n" + GOOD.replace(
         '"epoch": 1', '"epoch": 2') + "\n":
         "line 2, key 'update_ratio': in some of the run's records only",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "layer_names": ["1", 3]') + "\n":
+        "line 1, key 'layer_names': give a name per hidden layer (2)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "layer_positions": [1]') + "\n":
+        "line 1, key 'layer_positions': give a whole number from 1 per hidden layer (2)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "init_std": [0.1, -1]') + "\n":
+        "line 1, key 'init_std': give a std above 0 per hidden layer (2)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "fans": [[8, 4], [4]]') + "\n":
+        "line 1, key 'fans': give [fan-in, fan-out] per hidden layer (2)",
 }  # fmt: skip
 
 
@@ -371,6 +379,21 @@ def test_every_run_of_a_lesson_or_treat_json_file_is_examined(argv, tmp_path, ca
         assert run.count("\nverdict: ") == 1
         if argv != ["lesson"]:  # treat prints each round's examination as examine does
             assert run in printed
+
+
+def test_a_recorded_init_std_gives_the_init_conditions(tmp_path):
+    # Two ReLU layers whose first weights had 4x Kaiming's std, sqrt(2 / fan-in): too large.
+    record = json.loads(GOOD)
+    record |= {"init_std": [4 * math.sqrt(2 / 8), 4 * math.sqrt(2 / 4)], "fans": [[8, 4], [4, 4]]}
+    (tmp_path / "run.jsonl").write_text(json.dumps(record) + "\n")
+    reports = main.read_run(str(tmp_path / "run.jsonl"))
+    dosing = main.run_dosing(str(tmp_path / "run.jsonl"), reports)
+    assert main.init_scale(dosing, reports) == pytest.approx(4.0, rel=1e-12)
+    assert main.CONDITIONS["init too large"](dosing, reports)
+    record["init_std"] = [None, None]  # no weights feeding the layers: no telling
+    (tmp_path / "run.jsonl").write_text(json.dumps(record) + "\n")
+    reports = main.read_run(str(tmp_path / "run.jsonl"))
+    assert main.init_scale(main.run_dosing(str(tmp_path / "run.jsonl"), reports), reports) == 1.0
 
 
 def test_no_layer_widths_is_read_with_no_telling_of_the_init(tmp_path, capsys):
