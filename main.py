@@ -21,8 +21,7 @@ import math
 import random
 import sys
 
-# Many a system Python is 3.9: one line, not an ImportError's traceback.
-if sys.version_info < (3, 10):  # noqa: UP036
+if sys.version_info < (3, 10):  # noqa: UP036 (many a system Python is 3.9: one line)
     sys.exit(f"main.py needs Python 3.10 or newer; this is {sys.version.split()[0]}")
 
 from bisect import bisect_right
@@ -524,18 +523,9 @@ def leaky_relu(value):
     return -RELU_CAP if leak < -RELU_CAP else leak
 
 
-def normal_cdf(value):
-    return 0.5 * (1.0 + math.erf(value / math.sqrt(2.0)))
-
-
-def sigmoid(value):
-    return 0.5 * (1.0 + math.tanh(0.5 * value))  # 1 / (1 + e^-x), with no overflow
-
-
 def gated(value, gate):
     """GELU's and SiLU's value times its gate, within +-RELU_CAP like safe_relu (NaN passes)."""
-    value = max(value, -RELU_CAP)  # far below 0 the gate is 0: no -inf * 0
-    return min(value * gate(value), RELU_CAP)
+    return min(max(value, -RELU_CAP) * gate(value), RELU_CAP)  # not -inf * 0, far below 0
 
 
 # An activation: its layer; its slope (from the pre- and post-activation; None
@@ -543,35 +533,33 @@ def gated(value, gate):
 # works (a ReLU fires above 0, a tanh works off its flat shoulders); its
 # histogram's buckets; and the readings that mean nothing for it (printed n/a).
 # The clamps are straight-through, as in the lesson: the slope ignores RELU_CAP.
-# A tanh neuron is never "off", so it cannot die (its disease is saturation); a
-# leaky ReLU passes 1% below 0, so it neither dies nor saturates. Tanh's buckets
-# are linear, the outer two pinned near +-1.
+# A tanh neuron is never "off", so it cannot die (its disease is saturation).
+# Tanh's buckets are linear, the outer two pinned near +-1.
 Activation = namedtuple("Activation", "layer slope works edges labels not_applicable")
 TANH_EDGES = (-0.99, -0.5, -0.1, 0.1, 0.5, 0.99)
 # fmt: off
+# Leaky ReLU, GELU and SiLU: a neuron fires above 0, and none dies or saturates.
+LINEAR_ABOVE_0 = (lambda z, a: a > 0.0, HISTOGRAM_EDGES, ["<= 0", *HISTOGRAM_LABELS[1:]],
+                  ("dead_count", "saturation_rate"))
+GATES = {"gelu": lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))),
+         "silu": lambda z: 0.5 * (1.0 + math.tanh(0.5 * z))}  # the sigmoid, with no overflow
 ACTIVATIONS = {
     "relu": Activation(lambda pre: [safe_relu(value) for value in pre],
                        lambda z, a: 1.0 if z > 0.0 else None, lambda z, a: a > 0.0,
                        HISTOGRAM_EDGES, HISTOGRAM_LABELS, ()),
     "leaky_relu": Activation(lambda pre: [leaky_relu(value) for value in pre],
-                             lambda z, a: 1.0 if z > 0.0 else LEAKY_SLOPE,
-                             lambda z, a: a > 0.0, HISTOGRAM_EDGES,
-                             ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
+                             lambda z, a: 1.0 if z > 0.0 else LEAKY_SLOPE, *LINEAR_ABOVE_0),
     "tanh": Activation(lambda pre: list(map(math.tanh, pre)),
                        lambda z, a: 1.0 - a * a,  # tanh' = 1 - tanh^2, read off the output
-                       lambda z, a: abs(z) <= SATURATION_LIMIT,
-                       TANH_EDGES, [*(f"<= {edge:g}" for edge in TANH_EDGES), "> 0.99"],
-                       ("dead_count",)),
-    # GELU (Hendrycks and Gimpel 2016) and SiLU (Elfwing et al. 2018): below 0 they
-    # dip and still pass a gradient, above it they grow linearly: nothing dies or saturates.
-    "gelu": Activation(lambda pre: [gated(z, normal_cdf) for z in pre],
-                       lambda z, a: normal_cdf(z) + z * math.exp(-0.5 * z * z) / math.tau**0.5,
-                       lambda z, a: a > 0.0, HISTOGRAM_EDGES,
-                       ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
-    "silu": Activation(lambda pre: [gated(z, sigmoid) for z in pre],
-                       lambda z, a: sigmoid(z) * (1.0 + z * (1.0 - sigmoid(z))),
-                       lambda z, a: a > 0.0, HISTOGRAM_EDGES,
-                       ["<= 0", *HISTOGRAM_LABELS[1:]], ("dead_count", "saturation_rate")),
+                       lambda z, a: abs(z) <= SATURATION_LIMIT, TANH_EDGES,
+                       [*(f"<= {edge:g}" for edge in TANH_EDGES), "> 0.99"], ("dead_count",)),
+    # GELU: x times the normal cdf (Hendrycks and Gimpel 2016); SiLU: x sigmoid(x) (Elfwing+ 2018)
+    "gelu": Activation(lambda pre: [gated(z, GATES["gelu"]) for z in pre],
+                       lambda z, a: GATES["gelu"](z) + z * math.exp(-0.5 * z * z) / math.tau**0.5,
+                       *LINEAR_ABOVE_0),
+    "silu": Activation(lambda pre: [gated(z, GATES["silu"]) for z in pre],
+                       lambda z, a: GATES["silu"](z) * (1.0 + z * (1.0 - GATES["silu"](z))),
+                       *LINEAR_ABOVE_0),
 }
 # fmt: on
 
@@ -1323,13 +1311,15 @@ def init_scale(dosing, reports=()):
     best, fans = RECOMMENDED_INIT[dosing.activation], list(pairwise(dosing.layer_widths))
     known = dosing.init_mode in INIT_STDS or dosing.weight_scale_override is not None
     if reports and "init_std" in reports[0]:  # a file that says each layer's first weights
-        given, fans = reports[0]["init_std"], reports[0]["fans"]
+        given, fans = reports[0]["init_std"], zip(reports[0]["fan_in"], reports[0]["fan_out"])
     elif known and 0 not in dosing.layer_widths:
         given = [init_std(*fan, dosing.init_mode, dosing.weight_scale_override) for fan in fans]
     else:
         return 1.0  # not known (a run read from a file that does not say): no telling
     logs = [
-        math.log(std / init_std(*fan, best, None)) for std, fan in zip(given, fans) if std and fan
+        math.log(std / init_std(*fan, best, None))
+        for std, fan in zip(given, fans)
+        if std and all(fan)
     ]
     return math.exp(math.fsum(logs) / len(logs)) if logs else 1.0
 
@@ -2680,46 +2670,33 @@ def read_record(line, where, last):
         raise UnreadableRun(f"{where}, key 'layer_widths': not inputs, each layer's, outputs")
     if "sample_count" in record:
         report["sample_count"] = record["sample_count"]
-    return {**report, **layer_places(record, layers, where), "run": run}
+    for key in (key for key in PLACES if key in record):
+        (fits, what), values = PLACES[key], record[key]
+        if type(values) is not list or len(values) != layers or not all(map(fits, values)):
+            raise UnreadableRun(f"{where}, key {key!r}: give {what} per hidden layer ({layers})")
+        report[key] = values
+    return {**report, "run": run}
 
 
-# Where each layer runs in the model, and the std and fans of the weights feeding it
-# at the start (null: none), as the README's recorder writes them (optional).
-PLACES = {
+# fmt: off
+PLACES = {  # optional per layer, as the README's recorder writes them (null: no weights)
     "layer_names": (lambda v: type(v) is str, "a name"),
     "layer_positions": (lambda v: is_number(v, 1, MAX_WHOLE, True), "a whole number from 1"),
     "init_std": (lambda v: v is None or is_number(v, math.ulp(0.0), 1e300), "a std above 0"),
-    "fans": (
-        lambda v: (
-            v is None
-            or (type(v) is list and [is_number(f, 1, MAX_WHOLE, True) for f in v] == [True, True])
-        ),
-        "[fan-in, fan-out]",
-    ),
+    **dict.fromkeys(("fan_in", "fan_out"), (lambda v: v is None or is_number(v, 1, MAX_WHOLE,
+                                                                             True), "a count")),
 }
-
-
-def layer_places(record, layers, where):
-    """The record's names of its layers and positions of their neurons, if it has them."""
-    places = {key: record[key] for key in PLACES if key in record}
-    for key, values in places.items():
-        fits, what = PLACES[key]
-        if type(values) is not list or len(values) != layers or not all(map(fits, values)):
-            raise UnreadableRun(f"{where}, key {key!r}: give {what} per hidden layer ({layers})")
-    return places
+# fmt: on
 
 
 def places_line(report):
     """Where each layer runs in the model, a convolution's as its channels ('' if unsaid)."""
-    names, positions = report.get("layer_names"), report.get("layer_positions")
-    said = []
+    names, positions, said = report.get("layer_names"), report.get("layer_positions"), []
     for index, width in enumerate(report["layer_neuron_count"] if names or positions else ()):
-        spread = positions[index] if positions else 1
-        what = plural(width, "neuron")
-        if spread > 1:  # a neuron of a convolution is a channel, at every position
-            what = f"a convolution: {width} channels, {spread} positions each"
-        at = f' at "{names[index]}"' if names else ""
-        said.append(f"{index + 1}{at} ({what})")
+        spread = positions[index] if positions else 1  # a convolution's neuron: a channel
+        what = f"a convolution: {width} channels, {spread} positions each"
+        what = what if spread > 1 else plural(width, "neuron")
+        said.append(f"{index + 1}" + (f' at "{names[index]}"' if names else "") + f" ({what})")
     return "layers, by where they run in the model: " + ", ".join(said) if said else ""
 
 
@@ -2824,7 +2801,6 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="main.py", allow_abbrev=False, description="No "
         "command: the lesson's run. A patient is a named dosing; dosing flags with no patient "
         "start from healthy, and the run is labelled CUSTOM by its dosing.")
-    parser.set_defaults(run=run_lesson, data_seed=None, network_seed=None, samples=None)
     commands = parser.add_subparsers(metavar="COMMAND")
     seeds, size, dosing, files = shared_flags()
     for name, run, parents, about in (
@@ -3066,8 +3042,7 @@ def run_read(args):
 def command_line(argv):
     """Run what argv asks for and write the files it names."""
     parser = build_parser()
-    # No command is the lesson's, with its flags; what a command does not take is refused
-    # with the command's own usage.
+    # No command is the lesson's, flags and all; what a command does not take, its usage.
     lesson = not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))
     args, foreign = parser.parse_known_args(["lesson", *argv] if lesson else argv)
     if foreign:

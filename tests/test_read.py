@@ -151,8 +151,8 @@ BAD_INPUTS = {  # file content (None: no file; "/": a folder): the end of the on
         "line 1, key 'layer_positions': give a whole number from 1 per hidden layer (2)",
     GOOD.replace('"epoch": 1', '"epoch": 1, "init_std": [0.1, -1]') + "\n":
         "line 1, key 'init_std': give a std above 0 per hidden layer (2)",
-    GOOD.replace('"epoch": 1', '"epoch": 1, "fans": [[8, 4], [4]]') + "\n":
-        "line 1, key 'fans': give [fan-in, fan-out] per hidden layer (2)",
+    GOOD.replace('"epoch": 1', '"epoch": 1, "fan_in": [8, 0]') + "\n":
+        "line 1, key 'fan_in': give a count per hidden layer (2)",
 }  # fmt: skip
 
 
@@ -384,7 +384,8 @@ def test_every_run_of_a_lesson_or_treat_json_file_is_examined(argv, tmp_path, ca
 def test_a_recorded_init_std_gives_the_init_conditions(tmp_path):
     # Two ReLU layers whose first weights had 4x Kaiming's std, sqrt(2 / fan-in): too large.
     record = json.loads(GOOD)
-    record |= {"init_std": [4 * math.sqrt(2 / 8), 4 * math.sqrt(2 / 4)], "fans": [[8, 4], [4, 4]]}
+    record |= {"init_std": [4 * math.sqrt(2 / 8), 4 * math.sqrt(2 / 4)], "fan_in": [8, 4]}
+    record |= {"fan_out": [4, 4]}
     (tmp_path / "run.jsonl").write_text(json.dumps(record) + "\n")
     reports = main.read_run(str(tmp_path / "run.jsonl"))
     dosing = main.run_dosing(str(tmp_path / "run.jsonl"), reports)
