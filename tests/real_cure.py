@@ -55,6 +55,22 @@ among the healthy doses (not "well", or given a prescription), the share of sick
 first sign names a kind the dose was built to show, the share cured, per model, per data set
 and per seed, and the wall time. A `read` that fails (a status other than 0) is a row with
 its reason, not a crash.
+
+Reading it. A sick dose that `read` calls well untreated is "harmless (well)" when its held-out
+accuracy is within 3 points of the healthy dose's and "MISSED" when below; the cure rate is given
+over the doses `read` found sick and over all of them (cured or harmless). A first sign of
+another kind than the dose was built to show counts as not naming it, even where it is a fair
+reading (lr 2 here reads as updates too large or NaN, not dead neurons: the README's digits run
+that dies at lr 2 scales its inputs to [0, 1], these are standardized). The deep tanh dose is
+another architecture than the healthy one, so its bar (the healthy accuracy minus 3) may be out
+of its reach in 20 epochs. The Sequential and the custom MLP are the same network (same seed,
+parameters made in the same order), so their rows agree: a check that the recorder reads
+`F.relu` and `torch.tanh` calls as it reads the modules.
+
+To look at one dose: --model, --data and --dose pick it; --keep DIR keeps each round's run,
+what `read` printed (.read.txt) and the treatment it was given. main.py and README.md are those
+of the checkout this file sits in: while they are being edited, run it from a snapshot
+(`git archive HEAD | tar -x -C DIR`).
 """
 
 import argparse
