@@ -2761,7 +2761,8 @@ IN_PYTORCH = {  # t: the Treatment
 
 def prescription_lines(dosing, reports):
     """What the prescription table gives a read run, in words (and PyTorch's), and as data."""
-    prescription, lines, data = prescribe(reports, dosing, progress=progressed), [], []
+    well, lines, data = is_well(reports, progressed, dosing), [], []
+    prescription = [] if well else prescribe(reports, dosing, progress=progressed)  # ends well
     for treatment in prescription:
         field = next(key for key in IN_PYTORCH if key in treatment.change)
         spelled, change = IN_PYTORCH[field](treatment), json_safe(treatment.change)
@@ -2772,7 +2773,6 @@ def prescription_lines(dosing, reports):
                          answers=treatment.answers, source=treatment.source))  # fmt: skip
     if prescription:
         return ["prescription (nothing is treated here: the model is elsewhere):", *lines], data
-    well = is_well(reports, progressed, dosing)
     return [f"prescription: nothing{': it is well.' if well else ' in the table answers it.'}"], []
 
 

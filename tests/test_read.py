@@ -381,6 +381,18 @@ def test_every_run_of_a_lesson_or_treat_json_file_is_examined(argv, tmp_path, ca
             assert run in printed
 
 
+def test_a_read_run_that_warned_once_and_ends_well_is_prescribed_nothing(tmp_path, capsys):
+    # Epoch 2 has 3 of 4 neurons dead in layer 1; the run recovers, and its loss falls
+    # from 1.0 to 0.1: well at the end, so nothing is prescribed (the first sign is told).
+    records = [json.loads(GOOD) | {"epoch": epoch, "loss": 1.0 / epoch} for epoch in range(1, 11)]
+    records[1]["dead_count"] = [3, 0]
+    (tmp_path / "run.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run(["read", str(tmp_path / "run.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict: first warning at epoch 2" in printed
+    assert printed.rstrip().endswith("prescription: nothing: it is well.")
+
+
 def test_a_recorded_init_std_gives_the_init_conditions(tmp_path):
     # Two ReLU layers whose first weights had 4x Kaiming's std, sqrt(2 / fan-in): too large.
     record = json.loads(GOOD)
