@@ -270,8 +270,6 @@ def train(seed, shape, data, dose, treatment, path):
             recorder.step()
             losses.append(loss.item())
         recorder.end_epoch(epoch, sum(losses) / len(losses))
-    if recorder.file:
-        recorder.file.close()
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).double().mean().item()
