@@ -1,6 +1,6 @@
 """Does `read`'s prescription, followed mechanically in PyTorch, cure real models on real data?
 
-Run with `python tests/real_cure.py [--seeds 0 1 2] [--quick]` (a benchmark, not a test;
+Run with `python tests/real_cure.py [--seed 0 1 2] [--quick]` (a benchmark, not a test;
 it needs torch and scikit-learn, and says so in one line if either is missing).
 
 The data ship with scikit-learn (nothing is downloaded): digits (8x8 images, 10 classes),
@@ -456,7 +456,7 @@ PROCESSES = 2
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds")
     parser.add_argument("--quick", action="store_true", help="the wine MLP, three doses")
     parser.add_argument("--model", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--data", nargs="+", choices=DATASETS, default=DATASETS)
@@ -467,7 +467,7 @@ def main(argv=None):
     if why:
         sys.exit(why)
     start = time.perf_counter()
-    work = tasks(args.seeds, args.quick, args.model, args.data, args.dose, args.keep)
+    work = tasks(args.seed, args.quick, args.model, args.data, args.dose, args.keep)
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
         results = list(pool.imap_unordered(run_dose, work))
