@@ -1407,7 +1407,7 @@ def fitted(reports, dosing=None):
 # 2 or more outputs). The patients keep CURED_LOSS: with chance ln 4 it would call well runs that
 # treat and tests/cure_rate.py now treat, and change their numbers.
 def progressed(reports, dosing):
-    """A read run's progress: a final loss below half its start (still falling is not there)."""
+    """A read run's progress: a final loss below half where it started (still falling: not yet)."""
     outputs, final = dosing.layer_widths[-1], reports[-1]["loss"]
     start = min(reports[0]["loss"], math.log(outputs) if outputs >= 2 else math.inf)
     return final < 0.5 * start
