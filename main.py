@@ -2753,7 +2753,7 @@ IN_PYTORCH = {  # t: the Treatment
     "optimizer": lambda t: f"torch.optim.Adam(model.parameters(), lr={ADAM_LEARNING_RATE:g})",
     "learning_rate": lambda t: f"the optimizer's lr times {t.name.split(' x ')[1]}",
     "clip": lambda t: f"torch.nn.utils.clip_grad_norm_(model.parameters(), {t.change['clip']:g})",
-    "norm": lambda t: "torch.nn.LayerNorm(width) before each activation",
+    "norm": lambda t: "torch.nn.LayerNorm(width) before each activation (conv: GroupNorm(1, C))",
     "activation": lambda t: f"torch.nn.LeakyReLU({LEAKY_SLOPE:g})",
     "epochs": lambda t: f"train for {t.change['epochs']} epochs",
 }

@@ -205,7 +205,7 @@ IN_PYTORCH = {  # treatment: how its line must spell it
     "learning rate x 2": "the optimizer's lr times 2)",
     "learning rate x 0.5": "the optimizer's lr times 0.5)",
     "gradient clipping": "torch.nn.utils.clip_grad_norm_(model.parameters(), 1)",
-    "layer norm": "torch.nn.LayerNorm(width) before each activation",
+    "layer norm": "torch.nn.LayerNorm(width) before each activation (conv: GroupNorm(1, C))",
     "leaky ReLU": "torch.nn.LeakyReLU(0.01)",
     "Adam": "torch.optim.Adam(model.parameters(), lr=0.003)",
     "train longer": "(in PyTorch: train for 24 epochs)",
